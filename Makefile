@@ -1,0 +1,36 @@
+# deeplab-bench. Every target installs first (once), so each works as the first command.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+EXPERIMENTS := ablation-aspp
+
+.PHONY: install test tables $(EXPERIMENTS) list clean
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes. Needs Python 3.10+ and a C compiler (pydensecrf2).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "deeplab-bench needs Python 3.10+, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q
+
+list: install
+	$(BIN)/bench list
+
+# One target per registered experiment: `make ablation-aspp` = `bench run ablation-aspp`.
+$(EXPERIMENTS): install
+	$(BIN)/bench run $@
+
+# Rebuild every experiment's tables from its records, without training.
+tables: install
+	@for e in $(EXPERIMENTS); do $(BIN)/bench table $$e > /dev/null && echo "results/$$e.{csv,md,tex}"; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache results/wandb results/lightning

@@ -1,0 +1,78 @@
+"""Scales (tiny / paper) and the RunConfig: everything one run does, frozen and serialisable.
+
+A RunConfig is written into every record, so a table row can always be traced to what ran.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from bench.errors import BenchError
+
+SCALES = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The training and measuring recipe of one scale for one DeepLab version."""
+
+    width: float             # channel multiplier; 1.0 = the paper's network
+    crop_size: int           # training crop (and synthetic image size)
+    batch_size: int
+    max_steps: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9  # v2 Sec. 4.1
+    classifier_lr_mult: float = 10.0
+    num_train: int = 1000    # synthetic images per split (real datasets use their own lists)
+    num_val: int = 200
+    seeds: int = 3
+    fps_size: int = 513      # square input of the fps measurement
+    fps_warmup: int = 5
+    fps_iters: int = 20
+
+
+# tiny: same layers, strides, rates and branches as the papers, channels / 8, 128 px synthetic
+# images; a whole three-variant, three-seed experiment runs on a 2-core CPU in minutes. Trained
+# from scratch (no ImageNet weights), so the base lr is 10x the papers' fine-tuning lr.
+TINY = Protocol(width=0.125, crop_size=128, batch_size=8, max_steps=600, lr=0.01,
+                classifier_lr_mult=1.0, fps_size=128, fps_warmup=3, fps_iters=15)
+
+# paper, v1/v2 VGG-16: crop 321, batch 10, base lr 0.001 (fc8 x10), poly 0.9, 20K iterations,
+# momentum 0.9, weight decay 5e-4 (v2 Sec. 4.1 and its learning-rate table: "poly 10/20K").
+PAPER_VGG = Protocol(width=1.0, crop_size=321, batch_size=10, max_steps=20_000, lr=1e-3,
+                     num_train=10_582, num_val=1_449, seeds=1)
+
+
+def protocol_for(scale: str, version: str) -> Protocol:
+    if scale not in SCALES:
+        raise BenchError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if scale == "tiny":
+        return TINY
+    return PAPER_VGG  # v3/v3+ protocols arrive with their models
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    experiment: str
+    variant: str
+    variant_index: int
+    seed: int
+    scale: str
+    data: str
+    version: str
+    knobs: dict[str, Any] = field(default_factory=dict)  # model knobs, width and num_classes included
+    protocol: Protocol = TINY
+    data_seed: int = 0  # the synthetic dataset is the same for every run; the seed varies training
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (tuples become lists), so it compares equal to a record's copy."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def with_max_steps(self, max_steps: int | None) -> "RunConfig":
+        if max_steps is None:
+            return self
+        return replace(self, protocol=replace(self.protocol, max_steps=max_steps))

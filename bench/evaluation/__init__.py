@@ -1,0 +1,1 @@
+"""Evaluation: metrics (mIoU from a confusion matrix) and the speed protocol."""

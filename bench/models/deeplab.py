@@ -1,0 +1,25 @@
+"""DeepLab v1 and v2 (VGG-16): backbone -> head -> bilinear upsampling to the input size."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DeepLab(nn.Module):
+    """A feature extractor and a classifier head; logits come back at the input's size.
+
+    The papers upsample the stride-8 logits bilinearly (v1 Sec. 3.1: "bilinear interpolation ...
+    at negligible computational cost"), so the loss and the metrics see full-resolution maps.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, output_stride: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.output_stride = output_stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.backbone(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

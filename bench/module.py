@@ -1,0 +1,72 @@
+"""The one LightningModule: the training recipe shared by every DeepLab version.
+
+The nn.Module is the science (bench/models); this holds the recipe: pixel-wise cross-entropy
+ignoring label 255, SGD with momentum and weight decay, the "poly" learning rate
+lr * (1 - step / max_steps) ** power (v2 Sec. 4.1, power 0.9), and mIoU on the validation split
+from an accumulated confusion matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.evaluation.metrics import confusion_matrix_metric, summarize_confusion
+
+
+def poly_lr_factor(step: int, max_steps: int, power: float = 0.9) -> float:
+    """The v2 "poly" policy: (1 - step / max_steps) ** power, 0 at and after max_steps."""
+    return max(0.0, 1.0 - step / max_steps) ** power
+
+
+class SegmentationModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, *, num_classes: int, max_steps: int, lr: float,
+                 momentum: float = 0.9, weight_decay: float = 5e-4, poly_power: float = 0.9,
+                 classifier_lr_mult: float = 1.0, ignore_index: int = 255,
+                 run_config: dict[str, Any] | None = None):
+        super().__init__()
+        self.model = model
+        self.save_hyperparameters(ignore=["model"])
+        self.confusion = confusion_matrix_metric(num_classes, ignore_index)
+        self.val_metrics: dict[str, Any] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def training_step(self, batch, batch_idx):
+        images, masks = batch
+        loss = F.cross_entropy(self.model(images), masks, ignore_index=self.hparams.ignore_index)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, masks = batch
+        self.confusion.update(self.model(images).argmax(dim=1), masks)
+
+    def on_validation_epoch_end(self):
+        summary = summarize_confusion(self.confusion.compute())
+        self.confusion.reset()
+        self.val_metrics = summary
+        for key in ("miou", "pixel_acc", "mean_acc"):
+            self.log(f"val/{key}", summary[key])
+
+    def configure_optimizers(self):
+        # v1/v2 (Caffe prototxts): the new classifier fc8 learns at 10x the base rate.
+        classifier = [p for n, p in self.model.named_parameters() if ".fc8." in f".{n}"]
+        ids = {id(p) for p in classifier}
+        rest = [p for p in self.model.parameters() if id(p) not in ids]
+        hp = self.hparams
+        groups = [{"params": rest, "lr": hp.lr}]
+        if classifier:
+            groups.append({"params": classifier, "lr": hp.lr * hp.classifier_lr_mult})
+        optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: poly_lr_factor(step, hp.max_steps, hp.poly_power))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

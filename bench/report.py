@@ -1,0 +1,329 @@
+"""Comparison tables from run records: one row per variant, aggregated over seeds.
+
+``aggregate`` turns the per-run frame of :func:`bench.results.load_records` into the summary;
+``write_tables`` writes it as CSV (full precision, for programs), Markdown (for the terminal and
+READMEs) and a LaTeX ``table`` fragment (booktabs, for pasting into a paper).
+
+Numbers are printed as the papers print them: mIoU in percent with two decimals, rounded half away
+from zero (``format(precision=2)`` and f-strings round the binary value half-to-even, so 65.125
+would print as 65.12). Only runs with status ``ok`` count toward means; the spread is the sample
+standard deviation over seeds (ddof=1), undefined (NaN, printed ``-``) for a single seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+# Summary columns that are not knobs, in table order. Everything else in a summary is a knob.
+METRIC_COLUMNS = (
+    "miou", "miou_std", "n_seeds", "miou_crf", "miou_crf_std",
+    "fps", "params_m", "gflops", "paper_miou", "paper_miou_crf", "n_failed", "status",
+)
+_KNOB_PREFIX = "knob."
+_MISSING = "-"
+
+
+# ---------------------------------------------------------------------------- aggregation
+
+
+def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant, in ``variant_index`` order, aggregated over seeds.
+
+    Columns: variant, the knobs whose values differ between variants (without the ``knob.``
+    prefix), miou, miou_std, n_seeds, [miou_crf, miou_crf_std], fps, params_m, gflops, paper_miou,
+    [paper_miou_crf], n_failed, status. The CRF columns are present when any record has miou_crf.
+    Means count only ``ok`` runs; std is the sample std (NaN with one seed). A variant whose runs
+    all failed keeps its row, with NaN metrics and status ``failed``.
+    """
+    has_crf = "miou_crf" in records.columns and _numeric(records["miou_crf"]).notna().any()
+    columns = _summary_columns([], has_crf)
+    if records.empty:
+        return pd.DataFrame(columns=columns)
+
+    knob_cols = [c for c in records.columns if c.startswith(_KNOB_PREFIX)]
+    # A variant's position is its registry index; a variant's seeds normally share it.
+    order = records.groupby("variant", sort=False)["variant_index"].min().sort_values(kind="stable")
+    rows = []
+    for variant in order.index:
+        group = records[records["variant"] == variant]
+        ok = group[group["status"] == "ok"]
+        row: dict[str, Any] = {"variant": variant}
+        for col in knob_cols:
+            row[col] = group[col].iloc[0]
+        miou = _numeric(ok["miou"])
+        row["miou"] = miou.mean()
+        row["miou_std"] = miou.std(ddof=1)
+        row["n_seeds"] = len(ok)
+        if has_crf:
+            crf = _numeric(ok["miou_crf"])
+            row["miou_crf"] = crf.mean()
+            row["miou_crf_std"] = crf.std(ddof=1)
+        row["fps"] = _numeric(ok["fps"]).mean()
+        # Size and cost do not depend on training: take them from failed runs when nothing else.
+        for col in ("params_m", "gflops"):
+            row[col] = _first(ok[col]) if _numeric(ok[col]).notna().any() else _first(group[col])
+        row["paper_miou"] = _first(group["paper_miou"])
+        if has_crf:
+            row["paper_miou_crf"] = _first(group["paper_miou_crf"])
+        row["n_failed"] = int((group["status"] != "ok").sum())
+        row["status"] = "ok" if len(ok) else "failed"
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+
+    # Keep the knobs that are compared (differ between variants); name them without the prefix.
+    varying = [c for c in knob_cols if summary[c].map(_knob_key).nunique() > 1]
+    renames = {}
+    for col in varying:
+        name = col[len(_KNOB_PREFIX):]
+        renames[col] = col if name in METRIC_COLUMNS or name == "variant" else name
+    summary = summary.rename(columns=renames)
+    summary = summary[_summary_columns([renames[c] for c in varying], has_crf)]
+    return summary.astype({"n_seeds": int, "n_failed": int}).reset_index(drop=True)
+
+
+def _summary_columns(knobs: list[str], has_crf: bool) -> list[str]:
+    crf = ["miou_crf", "miou_crf_std"] if has_crf else []
+    paper_crf = ["paper_miou_crf"] if has_crf else []
+    return (["variant", *knobs, "miou", "miou_std", "n_seeds", *crf, "fps", "params_m", "gflops",
+             "paper_miou", *paper_crf, "n_failed", "status"])
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def _first(values: pd.Series) -> float:
+    present = _numeric(values).dropna()
+    return float(present.iloc[0]) if len(present) else math.nan
+
+
+def _knob_key(value: Any) -> str:
+    """Comparable form of a knob value (NaN equal to NaN, 8 equal to 8.0)."""
+    if _is_missing(value):
+        return "<missing>"
+    if isinstance(value, float) and value.is_integer():
+        return repr(int(value))
+    return repr(value)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# ---------------------------------------------------------------------------- number formatting
+
+
+def format_number(value: Any, decimals: int = 2) -> str:
+    """``value`` with ``decimals`` digits, ties rounded half away from zero; ``-`` when missing.
+
+    The decimal written by ``repr`` is what is rounded, so 65.125 gives 65.13 and 0.285 (stored
+    as 0.28499999...) gives 0.29, as a reader rounding the printed number would.
+    """
+    if _is_missing(value) or (not isinstance(value, (int, float)) and pd.isna(value)):
+        return _MISSING
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    quantum = Decimal(1).scaleb(-decimals)
+    rounded = Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # no "-0.00"
+    return f"{rounded:f}"
+
+
+def _format_knob(value: Any) -> str:
+    if _is_missing(value):
+        return _MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.startswith("["):
+        try:  # lists are stored as JSON; print them as the papers do, e.g. (1, 2, 4)
+            items = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        if isinstance(items, list):
+            return "(" + ", ".join(str(v) for v in items) + ")"
+    return str(value)
+
+
+def _knob_columns(summary: pd.DataFrame) -> list[str]:
+    return [c for c in summary.columns if c != "variant" and c not in METRIC_COLUMNS]
+
+
+def _best_rows(summary: pd.DataFrame, column: str) -> pd.Series:
+    """Rows whose printed mean equals the best printed mean of ``column`` (ties all win)."""
+    printed = summary[column].map(format_number)
+    values = printed.map(lambda s: Decimal(s) if s not in (_MISSING, "inf", "-inf") else None)
+    present = [v for v in values if v is not None]
+    if not present:
+        return pd.Series(False, index=summary.index)
+    best = max(present)
+    return values.map(lambda v: v is not None and v == best)
+
+
+def _display(summary: pd.DataFrame, pm: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The table as strings: (cells, bold mask, labels of the text columns); ``pm`` joins mean
+    and std."""
+    has_crf = "miou_crf" in summary.columns
+    failed = summary.get("status", pd.Series("ok", index=summary.index)) == "failed"
+
+    def mean_std(mean_col: str, std_col: str) -> pd.Series:
+        def cell(mean: Any, std: Any, is_failed: bool) -> str:
+            if is_failed:
+                return "failed"
+            if _is_missing(mean):
+                return _MISSING
+            return f"{format_number(mean)}{pm}{format_number(std)}"
+
+        cells = [cell(*args) for args in zip(summary[mean_col], summary[std_col], failed)]
+        return pd.Series(cells, index=summary.index, dtype=object)
+
+    def numbers(col: str, decimals: int) -> pd.Series:
+        return summary[col].map(lambda v: format_number(v, decimals)).astype(object)
+
+    cells: dict[str, pd.Series] = {"variant": summary["variant"].astype(str)}
+    text = ["variant"]
+    for knob in _knob_columns(summary):  # named as in the summary (knob.NAME where NAME clashes)
+        cells[knob] = summary[knob].map(_format_knob).astype(object)
+        text.append(knob)
+    bold = {label: False for label in cells}
+    cells["mIoU (%)"] = mean_std("miou", "miou_std")
+    bold["mIoU (%)"] = _best_rows(summary, "miou")
+    cells["seeds"] = summary["n_seeds"].map(lambda n: str(int(n))).astype(object)
+    if has_crf:
+        cells["mIoU CRF (%)"] = mean_std("miou_crf", "miou_crf_std")
+        bold["mIoU CRF (%)"] = _best_rows(summary, "miou_crf")
+    cells["fps"] = numbers("fps", 1)
+    cells["params (M)"] = numbers("params_m", 2)
+    cells["GFLOPs"] = numbers("gflops", 2)
+    cells["paper mIoU"] = numbers("paper_miou", 2)
+    if has_crf:
+        cells["paper mIoU CRF"] = numbers("paper_miou_crf", 2)
+    if "n_failed" in summary.columns and (summary["n_failed"] > 0).any():
+        cells["failed runs"] = summary["n_failed"].map(lambda n: str(int(n))).astype(object)
+
+    frame = pd.DataFrame(cells, index=summary.index)
+    mask = pd.DataFrame({label: bold.get(label, False) for label in frame.columns}, index=summary.index)
+    return frame.reset_index(drop=True), mask.reset_index(drop=True).astype(bool), text
+
+
+# ---------------------------------------------------------------------------- Markdown
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """A GitHub pipe table, columns padded so it also reads on a terminal; best mIoU in bold."""
+    frame, mask, text = _display(summary, " ± ")
+    frame = frame.where(~mask, "**" + frame.astype(str) + "**")
+    header = [str(c) for c in frame.columns]
+    rows = [[_md_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max([len(h), 3, *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    left = [c in text for c in frame.columns]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(cells, widths, left)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "| " + " | ".join(
+        (":" + "-" * (w - 1)) if lft else ("-" * (w - 1) + ":") for w, lft in zip(widths, left)
+    ) + " |"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+# ---------------------------------------------------------------------------- LaTeX
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+
+
+def escape_latex(text: str) -> str:
+    """Plain text made safe for LaTeX: ``_`` -> ``\\_``, ``%`` -> ``\\%`` and the other specials."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def latex_table(summary: pd.DataFrame, *, caption: str, label: str) -> str:
+    """A ``table`` fragment (booktabs rules, best mIoU and best mIoU after CRF in bold).
+
+    ``caption`` is LaTeX source, inserted as given (escape plain text with :func:`escape_latex`);
+    cells and column names are escaped. The fragment needs only ``\\usepackage{booktabs}``.
+    """
+    frame, mask, text = _display(summary, r" $\pm$ ")
+    for col in text:
+        frame[col] = frame[col].map(escape_latex)
+    # A row starting with "[" would be read as the optional argument of the "\\" before it.
+    frame["variant"] = frame["variant"].map(lambda v: "{}" + v if v.startswith("[") else v)
+    column_format = "".join("l" if c in text else "r" for c in frame.columns)
+    frame.columns = mask.columns = [escape_latex(c) for c in frame.columns]
+    props = mask.map(lambda bold: "textbf:--rwrap;" if bold else "")
+    styler = frame.style.hide(axis="index").apply(lambda _: props, axis=None)
+    return styler.to_latex(
+        hrules=True,
+        column_format=column_format,
+        caption=caption,
+        label=label,
+        position="htbp",
+        position_float="centering",
+    )
+
+
+def latex_document(fragments: list[str]) -> str:
+    """A complete article holding the given table fragments, compilable with pdflatex."""
+    body = "\n\n".join(fragment.strip() for fragment in fragments)
+    return (
+        "\\documentclass{article}\n"
+        "\\usepackage[T1]{fontenc}\n"
+        "\\usepackage[margin=2cm]{geometry}\n"
+        "\\usepackage{booktabs}\n"
+        "\\begin{document}\n\n"
+        f"{body}\n\n"
+        "\\end{document}\n"
+    )
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def table_note(scale: str, *, latex: bool = False) -> str:
+    """What the numbers are; at scale tiny, that the paper column is a trend, not a target."""
+    pm, pct = (r"$\pm$", r"\%") if latex else ("±", "%")
+    note = (
+        f"mIoU in {pct}: mean {pm} sample std over seeds (- with one seed); best in bold. "
+        "fps: images per second of the network alone (no CRF). paper: the published number."
+    )
+    if scale == "tiny":
+        note += (
+            " Scale tiny (synthetic data, narrow networks): the paper column is the reference "
+            "trend, not a target."
+        )
+    return note
+
+
+def write_tables(
+    summary: pd.DataFrame, out_dir: str | Path, experiment: str, *, title: str, scale: str
+) -> dict[str, Path]:
+    """Write out_dir/EXPERIMENT.csv (full precision), .md and .tex; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {fmt: out_dir / f"{experiment}.{fmt}" for fmt in ("csv", "md", "tex")}
+
+    summary.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(
+        f"## {title} (scale: {scale})\n\n{markdown_table(summary)}\n\n{table_note(scale)}\n"
+    )
+    caption = f"{escape_latex(title)} (scale: {escape_latex(scale)}). {table_note(scale, latex=True)}"
+    paths["tex"].write_text(latex_table(summary, caption=caption, label=f"tab:{experiment}"))
+    return paths

@@ -1,0 +1,281 @@
+"""Run an experiment: every (variant, seed) -> train, validate, time -> one record -> tables.
+
+Finished runs are skipped when the same command is run again, so an interrupted sweep resumes
+where it stopped. A run that raises is recorded as failed and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from tqdm.auto import tqdm
+
+from bench import report
+from bench.config import RunConfig, protocol_for
+from bench.data import SegmentationDataModule
+from bench.errors import BenchError
+from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
+from bench.models import build_model, make_config
+from bench.module import SegmentationModule
+from bench.provenance import environment, utc_now
+from bench.registry import Experiment
+from bench.results import SCHEMA_VERSION, load_records, read_record, record_path, write_record
+
+WANDB_MODES = ("online", "offline", "disabled")
+WANDB_PROJECT = "deeplab-bench"
+
+
+@dataclass
+class SweepResult:
+    planned: int
+    ran: int
+    skipped: int
+    failed: list[str]
+    tables: dict[str, Path]
+
+
+def default_wandb_mode() -> str:
+    """Online only when the user has an API key; otherwise offline files to sync later."""
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | None,
+              variants: list[str] | None, max_steps: int | None) -> list[RunConfig]:
+    """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs."""
+    selected = experiment.select(variants)
+    if max_steps is not None and max_steps < 1:
+        raise BenchError(f"--max-steps must be at least 1, got {max_steps}")
+    configs = []
+    for variant in selected:
+        version = experiment.version_of(variant)
+        protocol = protocol_for(scale, version)
+        knobs = {"width": protocol.width, "num_classes": 21, **experiment.knobs_of(variant)}
+        try:
+            make_config(version, knobs)
+        except ValueError as err:
+            raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+        n_seeds = protocol.seeds if seeds is None else seeds
+        if n_seeds < 1:
+            raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
+        for seed in range(n_seeds):
+            cfg = RunConfig(experiment=experiment.name, variant=variant.name,
+                            variant_index=experiment.variant_names().index(variant.name), seed=seed,
+                            scale=scale, data=data, version=version, knobs=knobs, protocol=protocol)
+            configs.append(cfg.with_max_steps(max_steps))
+    for cfg in configs[:1]:  # a bad --data spec fails here, before anything runs
+        _datamodule(cfg)
+    return configs
+
+
+def _datamodule(cfg: RunConfig) -> SegmentationDataModule:
+    p = cfg.protocol
+    return SegmentationDataModule(cfg.data, data_seed=cfg.data_seed, image_size=p.crop_size,
+                                  batch_size=p.batch_size, num_train=p.num_train, num_val=p.num_val)
+
+
+def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
+    """A run is done when its record exists and succeeded with the same config."""
+    path = record_path(results_dir, cfg.experiment, cfg.variant, cfg.seed)
+    if not path.exists():
+        return False
+    record = read_record(path)
+    return record["status"] == "ok" and record["config"] == cfg.to_dict()
+
+
+def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "tiny",
+                   data: str = "synthetic", seeds: int | None = None,
+                   variants: list[str] | None = None, max_steps: int | None = None,
+                   wandb_mode: str | None = None, accelerator: str = "auto") -> SweepResult:
+    wandb_mode = wandb_mode or default_wandb_mode()
+    if wandb_mode not in WANDB_MODES:
+        raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
+    configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
+                        max_steps=max_steps)
+    results_dir = _writable_dir(results_dir)
+    todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
+    failed = []
+    sweep = tqdm(todo, desc=f"{experiment.name}", unit="run", position=0, dynamic_ncols=True,
+                 bar_format="{desc}: run {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {postfix}")
+    for cfg in sweep:
+        sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
+        record = run_one(cfg, results_dir=results_dir, wandb_mode=wandb_mode, accelerator=accelerator)
+        write_record(results_dir, record)
+        if record["status"] != "ok":
+            failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
+    sweep.close()
+    tables = write_tables(experiment, results_dir, scale=scale)
+    if wandb_mode != "disabled":
+        _log_summary_run(experiment, results_dir, tables, wandb_mode)
+    return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
+                       failed=failed, tables=tables)
+
+
+def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None = None) -> dict[str, Path]:
+    records = load_records(results_dir, experiment.name)
+    if records.empty:
+        raise BenchError(f"no records of {experiment.name} under {results_dir}/runs; "
+                         f"run `bench run {experiment.name}` first")
+    summary = report.aggregate(records)
+    scale = scale or _scale_of_records(results_dir, experiment.name)
+    return report.write_tables(summary, results_dir, experiment.name,
+                               title=experiment.paper_table, scale=scale)
+
+
+def _scale_of_records(results_dir: Path, name: str) -> str:
+    from bench.results import find_records
+
+    scales = {read_record(p)["config"].get("scale") for p in find_records(results_dir, name)}
+    return scales.pop() if len(scales) == 1 else "mixed"
+
+
+def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str, accelerator: str = "auto") -> dict[str, Any]:
+    """Train, validate and time one (variant, seed); never raises for a failure inside the run."""
+    started = utc_now()
+    record: dict[str, Any] = {
+        "schema": SCHEMA_VERSION, "experiment": cfg.experiment, "variant": cfg.variant,
+        "variant_index": cfg.variant_index, "seed": cfg.seed, "config": cfg.to_dict(),
+        "knobs": cfg.knobs, "status": "failed", "error": None, "metrics": {},
+    }
+    try:
+        record.update(_train_and_measure(cfg, results_dir, wandb_mode, accelerator))
+        record["status"] = "ok"
+    except BenchError:
+        raise
+    except Exception as err:  # recorded, the sweep goes on
+        record["error"] = f"{type(err).__name__}: {err}"
+        record["traceback"] = traceback.format_exc()
+    record.setdefault("env", {}).update(started=started, ended=utc_now())
+    return record
+
+
+def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accelerator: str) -> dict[str, Any]:
+    p = cfg.protocol
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = _datamodule(cfg)
+    model = build_model(cfg.version, **cfg.knobs)
+    module = SegmentationModule(model, num_classes=cfg.knobs["num_classes"], max_steps=p.max_steps,
+                                lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
+                                poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
+                                run_config=cfg.to_dict())
+    logger = _wandb_logger(cfg, results_dir, wandb_mode)
+    trainer = pl.Trainer(
+        max_steps=p.max_steps, accelerator=accelerator, devices=1, logger=logger or False,
+        enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=10, deterministic="warn", default_root_dir=str(results_dir / "lightning"),
+        callbacks=[pl.callbacks.TQDMProgressBar(leave=False)],
+    )
+    datamodule.setup("fit")
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
+    train_seconds = time.perf_counter() - t0
+    trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
+    metrics = dict(module.val_metrics)
+
+    device = module.device
+    size = (p.fps_size, p.fps_size)
+    speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
+    result = {
+        "metrics": metrics,
+        "speed": speed,
+        "params_m": count_params_m(model),
+        "gflops": count_gflops(model, size, device=device),
+        "paper": _paper_numbers(cfg),
+        "env": {**environment(device), "train_seconds": train_seconds,
+                "train_images_per_s": p.max_steps * p.batch_size / train_seconds},
+    }
+    if logger is not None:
+        _finish_wandb(logger, result)
+    return result
+
+
+def _paper_numbers(cfg: RunConfig) -> dict[str, float | None]:
+    from bench.registry import get_experiment
+
+    variant = get_experiment(cfg.experiment).select([cfg.variant])[0]
+    return {"miou": variant.paper_miou, "miou_crf": variant.paper_miou_crf}
+
+
+_wandb_warned = False
+
+
+def _warn_wandb_once(err: Exception) -> None:
+    global _wandb_warned
+    if not _wandb_warned:
+        print(f"warning: W&B unavailable ({type(err).__name__}: {err}); going on without it", file=sys.stderr)
+        _wandb_warned = True
+
+
+def _wandb_logger(cfg: RunConfig, results_dir: Path, mode: str):
+    """A WandbLogger (group = experiment, job_type = variant), or None when disabled or broken."""
+    if mode == "disabled":
+        return None
+    try:
+        from pytorch_lightning.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        save_dir = results_dir / "wandb"
+        save_dir.mkdir(parents=True, exist_ok=True)
+        logger = WandbLogger(project=WANDB_PROJECT, name=f"{cfg.variant}-seed{cfg.seed}",
+                             group=cfg.experiment, job_type=cfg.variant, save_dir=str(save_dir),
+                             mode=mode, config=cfg.to_dict(), reinit="finish_previous")
+        logger.experiment  # start the run now, so a failure shows here
+        return logger
+    except Exception as err:  # no result depends on W&B
+        _warn_wandb_once(err)
+        return None
+
+
+def _finish_wandb(logger, result: dict[str, Any]) -> None:
+    try:
+        run = logger.experiment
+        run.summary.update({"miou": result["metrics"]["miou"], "fps": result["speed"]["fps"],
+                            "params_m": result["params_m"], "gflops": result["gflops"]})
+        run.finish()
+    except Exception as err:
+        _warn_wandb_once(err)
+
+
+def _log_summary_run(experiment: Experiment, results_dir: Path, tables: dict[str, Path], mode: str) -> None:
+    """One W&B run per sweep holding the comparison table."""
+    try:
+        import wandb
+
+        frame = report.aggregate(load_records(results_dir, experiment.name))
+        run = wandb.init(project=WANDB_PROJECT, group=experiment.name, job_type="summary",
+                         name=f"{experiment.name}-summary", dir=str(results_dir / "wandb"), mode=mode,
+                         config={"experiment": experiment.name, "paper_table": experiment.paper_table},
+                         reinit="finish_previous")
+        run.log({"comparison": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
+        run.finish()
+    except Exception as err:
+        _warn_wandb_once(err)
+
+
+def _writable_dir(path: Path) -> Path:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise BenchError(f"results dir {path} is not writable ({err.strerror}); pass --results-dir DIR") from err
+    return path
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for the sweep bar and the table: Lightning's tips go to the log level."""
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*deterministic.*")

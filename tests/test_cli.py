@@ -1,0 +1,96 @@
+"""The `bench` command end to end: a real (2-step) sweep into a temporary results dir."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+
+
+def bench(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    proc = bench("run", "ablation-aspp", "--max-steps", "2", "--seeds", "1", "--wandb", "offline",
+                 "--results-dir", str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results, proc
+
+
+def test_run_writes_one_record_per_variant_with_metrics_and_provenance(sweep):
+    results, _ = sweep
+    for variant in ("largefov", "aspp-s", "aspp-l"):
+        record = json.loads((results / "runs" / "ablation-aspp" / variant / "seed-0.json").read_text())
+        assert record["status"] == "ok"
+        assert 0.0 <= record["metrics"]["miou"] <= 100.0
+        assert len(record["metrics"]["per_class_iou"]) == 21
+        assert record["speed"]["fps"] > 0 and record["speed"]["iters"] >= 10
+        assert record["params_m"] > 0 and record["gflops"] > 0
+        assert record["config"]["protocol"]["max_steps"] == 2
+        assert record["config"]["knobs"]["head"] == variant
+        assert {"git_commit", "git_dirty", "versions", "device", "host", "started", "ended"} <= set(record["env"])
+
+
+def test_run_writes_the_three_tables_and_prints_one(sweep):
+    results, proc = sweep
+    csv = pd.read_csv(results / "ablation-aspp.csv")
+    assert list(csv.variant) == ["largefov", "aspp-s", "aspp-l"]
+    for column in ("variant", "head", "miou", "miou_std", "n_seeds", "fps", "params_m", "paper_miou"):
+        assert column in csv.columns
+    assert list(csv.paper_miou) == [65.76, 66.98, 68.96]
+    assert (results / "ablation-aspp.md").read_text() in proc.stdout
+    assert "\\toprule" in (results / "ablation-aspp.tex").read_text()
+
+
+def test_run_leaves_offline_wandb_runs(sweep):
+    results, _ = sweep
+    runs = list((results / "wandb").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 4  # one per variant + the sweep's summary run
+
+
+def test_rerun_skips_finished_runs_and_keeps_records(sweep):
+    results, _ = sweep
+    before = {p: p.read_text() for p in (results / "runs").rglob("*.json")}
+    proc = bench("run", "ablation-aspp", "--max-steps", "2", "--seeds", "1", "--wandb", "disabled",
+                 "--results-dir", str(results))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 run(s) done, 3 already recorded" in proc.stdout
+    assert {p: p.read_text() for p in (results / "runs").rglob("*.json")} == before
+
+
+def test_table_command_rebuilds_from_records(sweep):
+    results, _ = sweep
+    proc = bench("table", "ablation-aspp", "--format", "csv", "--results-dir", str(results))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("variant,")
+
+
+def test_list_shows_ablation_aspp():
+    proc = bench("list")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("ablation-aspp") or "\nablation-aspp" in proc.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment'; valid: ablation-aspp"),
+    (["run", "ablation-aspp", "--variants", "aspp-xl"], "valid: largefov, aspp-s, aspp-l"),
+    (["run", "ablation-aspp", "--data", "imagenet"], "synthetic"),
+    (["run", "ablation-aspp", "--seeds", "0"], "--seeds must be at least 1"),
+    (["table", "ablation-aspp", "--results-dir", "/nonexistent/results"], "no records of ablation-aspp"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+    proc = bench(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results" / "runs").exists()

@@ -1,0 +1,42 @@
+"""The experiment registry: every experiment's variants are valid models, names are unique."""
+
+import pytest
+
+from bench.errors import BenchError
+from bench.models import make_config
+from bench.registry import Experiment, Variant, experiments, get_experiment, register
+
+
+def test_ablation_aspp_declares_the_v2_vgg16_table():
+    exp = get_experiment("ablation-aspp")
+    assert exp.variant_names() == ["largefov", "aspp-s", "aspp-l"]
+    assert exp.crf
+    # v2 Table 3: before / after CRF
+    assert [(v.paper_miou, v.paper_miou_crf) for v in exp.variants] == [
+        (65.76, 69.84), (66.98, 69.73), (68.96, 71.57)]
+
+
+@pytest.mark.parametrize("name", sorted(experiments()))
+def test_every_variant_of_every_experiment_is_a_valid_model_config(name):
+    exp = get_experiment(name)
+    for variant in exp.variants:
+        make_config(exp.version_of(variant), exp.knobs_of(variant))
+
+
+def test_unknown_experiment_names_the_valid_ones():
+    with pytest.raises(BenchError, match="unknown experiment 'nope'; valid: .*ablation-aspp"):
+        get_experiment("nope")
+
+
+def test_unknown_variant_names_the_valid_ones():
+    with pytest.raises(BenchError, match="valid: largefov, aspp-s, aspp-l"):
+        get_experiment("ablation-aspp").select(["aspp-xl"])
+
+
+def test_duplicate_names_are_rejected():
+    exp = get_experiment("ablation-aspp")
+    with pytest.raises(ValueError, match="registered twice"):
+        register(exp)
+    with pytest.raises(ValueError, match="variant 'a' twice"):
+        Experiment(name="x", description="", version="v2", paper_table="", scientific_knobs=(),
+                   variants=(Variant("a"), Variant("a")))

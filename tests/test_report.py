@@ -1,0 +1,284 @@
+"""Tables as a paper prints them: mean ± std over seeds, two decimals rounded half up, best in bold,
+the papers' numbers beside ours, and a LaTeX fragment that compiles."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.results import load_records, write_record
+
+EXPERIMENT = "v2_aspp"
+
+
+def make_record(variant, index, seed, miou, *, head, status="ok", miou_crf=None, fps=10.0,
+                params_m=20.5, gflops=100.0, paper=65.76, paper_crf=None, knobs=None):
+    record = {
+        "schema": 1,
+        "experiment": EXPERIMENT,
+        "variant": variant,
+        "variant_index": index,
+        "seed": seed,
+        "status": status,
+        "config": {},
+        "knobs": {"head": head, "backbone": "vgg16", **(knobs or {})},
+        "metrics": {"miou": miou} if status == "ok" else {},
+        "speed": {"fps": fps},
+        "params_m": params_m,
+        "gflops": gflops,
+        "paper": {"miou": paper, "miou_crf": paper_crf},
+    }
+    if status == "ok" and miou_crf is not None:
+        record["metrics"]["miou_crf"] = miou_crf
+    if status != "ok":
+        record["error"] = "RuntimeError: CUDA out of memory"
+    return record
+
+
+def load(tmp_path, records):
+    for record in records:
+        write_record(tmp_path, record)
+    return load_records(tmp_path, EXPERIMENT)
+
+
+# Variant names whose alphabetical order differs from the registry order.
+V2_RECORDS = [
+    make_record("largefov", 0, 0, 65.10, head="largefov", fps=20.0, paper=65.76),
+    make_record("largefov", 0, 1, 66.30, head="largefov", fps=22.0, paper=65.76),
+    make_record("largefov", 0, 2, 65.90, head="largefov", fps=21.0, paper=65.76),
+    make_record("aspp_s", 1, 0, 67.00, head="aspp-s", fps=15.0, params_m=30.1, paper=66.98),
+    make_record("aspp_s", 1, 1, 67.40, head="aspp-s", fps=17.0, params_m=30.1, paper=66.98),
+    make_record("aspp_l", 2, 0, 68.90, head="aspp-l", fps=12.0, params_m=40.2, paper=68.96),
+]
+
+
+@pytest.fixture
+def summary(tmp_path):
+    return report.aggregate(load(tmp_path, V2_RECORDS))
+
+
+def test_one_row_per_variant_in_registry_order(summary):
+    assert list(summary["variant"]) == ["largefov", "aspp_s", "aspp_l"]
+    assert list(summary["n_seeds"]) == [3, 2, 1]
+
+
+def test_means_and_sample_stds_match_hand_computation(summary):
+    row = summary.set_index("variant").loc["largefov"]
+    assert row["miou"] == pytest.approx((65.10 + 66.30 + 65.90) / 3)
+    assert row["miou_std"] == pytest.approx(statistics.stdev([65.10, 66.30, 65.90]))  # ddof=1
+    assert row["fps"] == pytest.approx(21.0)
+    assert row["paper_miou"] == pytest.approx(65.76)
+    aspp_s = summary.set_index("variant").loc["aspp_s"]
+    assert aspp_s["miou_std"] == pytest.approx(statistics.stdev([67.0, 67.4]))
+    assert aspp_s["params_m"] == pytest.approx(30.1)
+
+
+def test_a_single_seed_has_no_std_and_prints_a_dash(summary):
+    assert math.isnan(summary.set_index("variant").loc["aspp_l", "miou_std"])
+    row = next(line for line in report.markdown_table(summary).splitlines() if "aspp_l" in line)
+    assert "68.90 ± -" in row
+
+
+def test_knobs_that_vary_are_columns_and_constant_ones_are_dropped(summary):
+    assert "head" in summary.columns
+    assert "backbone" not in summary.columns and "knob.backbone" not in summary.columns
+    assert not [c for c in summary.columns if c.startswith("knob.")]
+    assert list(summary.columns[:2]) == ["variant", "head"]
+    assert list(summary["head"]) == ["largefov", "aspp-s", "aspp-l"]
+
+
+def test_contract_columns(summary):
+    for column in ("variant", "miou", "miou_std", "n_seeds", "fps", "params_m", "gflops",
+                   "paper_miou", "n_failed"):
+        assert column in summary.columns
+    assert "miou_crf" not in summary.columns  # no record evaluated the CRF
+
+
+def test_crf_columns_appear_when_crf_is_evaluated_and_its_best_is_bold(tmp_path):
+    records = [
+        make_record("largefov", 0, 0, 65.0, head="largefov", miou_crf=70.1, paper_crf=69.84),
+        make_record("largefov", 0, 1, 66.0, head="largefov", miou_crf=70.3, paper_crf=69.84),
+        make_record("aspp_l", 1, 0, 68.0, head="aspp-l", miou_crf=69.0, paper_crf=71.57),
+    ]
+    summary = report.aggregate(load(tmp_path, records))
+    for column in ("miou_crf", "miou_crf_std", "paper_miou_crf"):
+        assert column in summary.columns
+    assert summary.loc[0, "miou_crf"] == pytest.approx(70.2)
+    tex = report.latex_table(summary, caption="CRF", label="tab:crf")
+    # Best mIoU (aspp_l, before CRF) and best mIoU after CRF (largefov) are both bold.
+    assert r"\textbf{70.20 $\pm$ 0.14}" in tex
+    assert r"\textbf{68.00 $\pm$ -}" in tex
+    assert tex.count(r"\textbf") == 2
+
+
+def test_failed_runs_do_not_count_and_an_all_failed_variant_keeps_its_row(tmp_path):
+    records = [
+        *V2_RECORDS,
+        make_record("aspp_s", 1, 2, None, head="aspp-s", status="failed"),
+        make_record("aspp_l_os8", 3, 0, None, head="aspp-l-os8", status="failed"),
+        make_record("aspp_l_os8", 3, 1, None, head="aspp-l-os8", status="failed"),
+    ]
+    summary = report.aggregate(load(tmp_path, records)).set_index("variant")
+    assert summary.loc["aspp_s", "n_seeds"] == 2
+    assert summary.loc["aspp_s", "n_failed"] == 1
+    assert summary.loc["aspp_s", "miou"] == pytest.approx(67.2)
+    assert summary.loc["aspp_l_os8", "status"] == "failed"
+    assert summary.loc["aspp_l_os8", "n_seeds"] == 0
+    assert summary.loc["aspp_l_os8", "n_failed"] == 2
+    assert math.isnan(summary.loc["aspp_l_os8", "miou"])
+    markdown = report.markdown_table(summary.reset_index())
+    row = next(line for line in markdown.splitlines() if "aspp_l_os8" in line)
+    assert "failed" in row
+    assert "failed runs" in markdown.splitlines()[0]
+
+
+def test_best_mean_miou_is_bold_in_latex(summary):
+    tex = report.latex_table(summary, caption="ASPP", label="tab:aspp")
+    bold_lines = [line for line in tex.splitlines() if r"\textbf" in line]
+    assert len(bold_lines) == 1 and bold_lines[0].startswith(r"aspp\_l")
+    assert r"\textbf{68.90 $\pm$ -}" in bold_lines[0]
+    # Ours are bold, the paper's numbers are a reference and are not.
+    assert "68.96" in bold_lines[0] and r"\textbf{68.96" not in tex
+
+
+def test_latex_uses_booktabs_and_escapes_names(summary):
+    tex = report.latex_table(summary, caption="ASPP", label="tab:aspp")
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in tex
+    assert r"\begin{table}" in tex and r"\caption{ASPP}" in tex and r"\label{tab:aspp}" in tex
+    assert r"aspp\_s" in tex and "aspp_s" not in tex
+    assert r"mIoU (\%)" in tex and "paper mIoU" in tex
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "printed"),
+    [(65.125, 2, "65.13"), (65.135, 2, "65.14"), (0.285, 2, "0.29"), (-1.125, 2, "-1.13"),
+     (2.5, 0, "3"), (12.25, 1, "12.3"), (65.0, 2, "65.00"), (-0.001, 2, "0.00"),
+     (float("nan"), 2, "-"), (None, 2, "-")],
+)
+def test_numbers_round_half_away_from_zero(value, decimals, printed):
+    assert report.format_number(value, decimals) == printed
+
+
+def test_tables_round_ties_up_where_pandas_would_round_to_even(tmp_path):
+    assert f"{65.125:.2f}" == "65.12"  # the pitfall: binary half-to-even
+    records = [make_record("largefov", 0, 0, 65.125, head="largefov"),
+               make_record("aspp_l", 1, 0, 60.0, head="aspp-l")]
+    summary = report.aggregate(load(tmp_path, records))
+    assert "65.13 ± -" in report.markdown_table(summary)
+    assert r"\textbf{65.13 $\pm$ -}" in report.latex_table(summary, caption="c", label="l")
+
+
+def test_markdown_has_a_header_a_rule_and_one_row_per_variant(summary):
+    lines = report.markdown_table(summary).splitlines()
+    assert len(lines) == 2 + len(summary)
+    assert all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert len({line.count("|") for line in lines}) == 1
+    assert set(lines[1]) <= set("|:- ")
+    for line, variant in zip(lines[2:], summary["variant"]):
+        assert line.startswith(f"| {variant} ")
+    assert "65.77 ± 0.61" in lines[2]  # mean 65.7666..., std 0.6110...
+    assert "**68.90 ± -**" in lines[4]
+
+
+def test_write_tables_writes_csv_md_tex_and_csv_round_trips(summary, tmp_path):
+    paths = report.write_tables(summary, tmp_path / "out", EXPERIMENT, title="DeepLab-v2 ASPP", scale="paper")
+    assert set(paths) == {"csv", "md", "tex"}
+    assert [p.name for p in paths.values()] == [f"{EXPERIMENT}.csv", f"{EXPERIMENT}.md", f"{EXPERIMENT}.tex"]
+    back = pd.read_csv(paths["csv"])
+    pd.testing.assert_frame_equal(back, summary, check_dtype=False, rtol=1e-12)
+    # Full precision: the CSV keeps the unrounded mean.
+    assert back.loc[0, "miou"] == pytest.approx(197.3 / 3, rel=1e-12)
+    assert report.markdown_table(summary) in paths["md"].read_text()
+    assert r"\label{tab:v2\_aspp}" not in paths["tex"].read_text()
+    assert rf"\label{{tab:{EXPERIMENT}}}" in paths["tex"].read_text()
+    # The tables are the same when rebuilt from the CSV.
+    assert report.markdown_table(back) == report.markdown_table(summary)
+
+
+def test_tiny_scale_caption_says_the_paper_column_is_a_trend_not_a_target(summary, tmp_path):
+    tiny = report.write_tables(summary, tmp_path / "tiny", EXPERIMENT, title="ASPP", scale="tiny")
+    paper = report.write_tables(summary, tmp_path / "paper", EXPERIMENT, title="ASPP", scale="paper")
+    caption = next(line for line in tiny["tex"].read_text().splitlines() if line.startswith(r"\caption"))
+    assert "reference trend, not a target" in caption
+    assert "reference trend, not a target" in tiny["md"].read_text()
+    assert "reference trend" not in paper["tex"].read_text()
+
+
+def test_list_knobs_print_as_tuples(tmp_path):
+    records = [make_record("mg111", 0, 0, 70.0, head="aspp", knobs={"multigrid": [1, 1, 1]}),
+               make_record("mg124", 1, 0, 71.0, head="aspp", knobs={"multigrid": [1, 2, 4]})]
+    summary = report.aggregate(load(tmp_path, records))
+    assert list(summary.columns[:2]) == ["variant", "multigrid"]
+    assert "(1, 2, 4)" in report.markdown_table(summary)
+
+
+def test_empty_records_give_an_empty_summary():
+    summary = report.aggregate(pd.DataFrame())
+    assert summary.empty and "miou" in summary.columns
+
+
+# ---------------------------------------------------------------------------- compiling
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("BENCH_REQUIRE_LATEX") == "1":
+            pytest.fail(f"{name} is not on PATH and BENCH_REQUIRE_LATEX=1")
+        pytest.skip(f"{name} is not on PATH")
+    return path
+
+
+def compile_pdf(tmp_path: Path, summary: pd.DataFrame) -> Path:
+    pdflatex = require_tool("pdflatex")
+    crf_summary = summary.assign(miou_crf=summary["miou"] + 4, miou_crf_std=0.5,
+                                 paper_miou_crf=summary["paper_miou"] + 4)
+    weird = summary.assign(variant=["[bracket]", "50%_&_#", "a~b^c\\d"])
+    fragments = [
+        report.latex_table(summary, caption=report.escape_latex("ASPP_tiny 50% & more"), label="tab:a_b"),
+        report.latex_table(crf_summary, caption="with CRF", label="tab:crf"),
+        report.latex_table(weird, caption="escaping", label="tab:weird"),
+    ]
+    tex = tmp_path / "tables.tex"
+    tex.write_text(report.latex_document(fragments))
+    result = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    pdf = tmp_path / "tables.pdf"
+    assert pdf.stat().st_size > 0
+    return pdf
+
+
+def test_latex_fragments_compile_in_a_document(summary, tmp_path):
+    compile_pdf(tmp_path, summary)
+
+
+def test_written_tex_file_compiles_when_input(summary, tmp_path):
+    pdflatex = require_tool("pdflatex")
+    paths = report.write_tables(summary, tmp_path, EXPERIMENT, title="DeepLab-v2_ASPP", scale="tiny")
+    doc = tmp_path / "doc.tex"
+    doc.write_text(report.latex_document([rf"\input{{{paths['tex'].name}}}"]))
+    result = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_pdf_renders_to_png(summary, tmp_path):
+    pdftoppm = require_tool("pdftoppm")
+    pdf = compile_pdf(tmp_path, summary)
+    subprocess.run([pdftoppm, "-png", "-r", "50", pdf.name, "page"], cwd=tmp_path, check=True, timeout=120)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
