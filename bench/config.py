@@ -33,13 +33,18 @@ class Protocol:
     fps_size: int = 513      # square input of the fps measurement
     fps_warmup: int = 5
     fps_iters: int = 20
+    model_knobs: dict[str, Any] = field(default_factory=dict)  # the scale's own model knobs
 
 
 # tiny: same layers, strides, rates and branches as the papers, channels / 8, 128 px synthetic
-# images; a whole three-variant, three-seed experiment runs on a 2-core CPU in minutes. Trained
-# from scratch (no ImageNet weights), so the base lr is 10x the papers' fine-tuning lr.
-TINY = Protocol(width=0.125, crop_size=128, batch_size=8, max_steps=600, lr=0.01,
+# images; a whole three-variant, three-seed experiment runs on a 2-core CPU in minutes. It trains
+# from scratch (no ImageNet weights) for 600 steps, which changes three things, each measured on
+# the synthetic data (LargeFOV, val mIoU after 600 steps): base lr 0.1 (0.01: 4.9%), BN in VGG
+# (plain VGG stays near the all-background solution, 3.7-7%), no dropout (dropout 0.5 on the
+# 128-channel fc6/fc7: 4.9% vs 20.8% without).
+TINY = Protocol(width=0.125, crop_size=128, batch_size=8, max_steps=600, lr=0.1,
                 classifier_lr_mult=1.0, fps_size=128, fps_warmup=3, fps_iters=15)
+TINY_VGG = replace(TINY, model_knobs={"batch_norm": True, "dropout": 0.0})
 
 # paper, v1/v2 VGG-16: crop 321, batch 10, base lr 0.001 (fc8 x10), poly 0.9, 20K iterations,
 # momentum 0.9, weight decay 5e-4 (v2 Sec. 4.1 and its learning-rate table: "poly 10/20K").
@@ -50,8 +55,9 @@ PAPER_VGG = Protocol(width=1.0, crop_size=321, batch_size=10, max_steps=20_000, 
 def protocol_for(scale: str, version: str) -> Protocol:
     if scale not in SCALES:
         raise BenchError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    vgg = version in ("v1", "v2")
     if scale == "tiny":
-        return TINY
+        return TINY_VGG if vgg else TINY
     return PAPER_VGG  # v3/v3+ protocols arrive with their models
 
 
@@ -65,7 +71,7 @@ class RunConfig:
     data: str
     version: str
     knobs: dict[str, Any] = field(default_factory=dict)  # model knobs, width and num_classes included
-    protocol: Protocol = TINY
+    protocol: Protocol = field(default_factory=lambda: TINY)
     data_seed: int = 0  # the synthetic dataset is the same for every run; the seed varies training
 
     def to_dict(self) -> dict[str, Any]:

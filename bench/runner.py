@@ -59,7 +59,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
     for variant in selected:
         version = experiment.version_of(variant)
         protocol = protocol_for(scale, version)
-        knobs = {"width": protocol.width, "num_classes": 21, **experiment.knobs_of(variant)}
+        knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs,
+                 **experiment.knobs_of(variant)}
         try:
             make_config(version, knobs)
         except ValueError as err:

@@ -91,3 +91,12 @@ def test_models_package_imports_no_lightning_wandb_or_registry():
     code = ("import sys, bench.models; bad = [m for m in ('pytorch_lightning', 'lightning', 'wandb', "
             "'bench.registry', 'bench.runner') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_tiny_scale_knobs_add_batch_norm_and_drop_dropout_without_changing_the_layout():
+    plain = build_model("v2", head="largefov", width=0.125)
+    tiny = build_model("v2", head="largefov", width=0.125, batch_norm=True, dropout=0.0)
+    convs = lambda m: [(c.in_channels, c.out_channels, c.dilation) for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert convs(plain) == convs(tiny)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in tiny.backbone) == 13  # one per VGG conv
+    assert plain.head.dropout.p == 0.5 and tiny.head.dropout.p == 0.0

@@ -34,17 +34,17 @@ def build_model(version: str, **knobs: Any) -> nn.Module:
 
 
 def _build_v1(cfg: V1Config) -> DeepLab:
-    backbone = atrous_vgg16(cfg.width)
+    backbone = atrous_vgg16(cfg.width, cfg.batch_norm)
     head = FCBranch(vgg16_out_channels(cfg.width), cfg.num_classes, kernel_size=cfg.kernel_size,
-                    rate=cfg.rate, channels=scaled(cfg.fc_channels, cfg.width))
+                    rate=cfg.rate, channels=scaled(cfg.fc_channels, cfg.width), dropout=cfg.dropout)
     return DeepLab(backbone, head, OUTPUT_STRIDE)
 
 
 def _build_v2(cfg: V2Config) -> DeepLab:
-    backbone = atrous_vgg16(cfg.width)
+    backbone = atrous_vgg16(cfg.width, cfg.batch_norm)
     branches = [
         FCBranch(vgg16_out_channels(cfg.width), cfg.num_classes, kernel_size=3, rate=rate,
-                 channels=scaled(FC_CHANNELS_V2, cfg.width))
+                 channels=scaled(FC_CHANNELS_V2, cfg.width), dropout=cfg.dropout)
         for rate in cfg.rates
     ]
     head = branches[0] if len(branches) == 1 else SummedBranches(branches)

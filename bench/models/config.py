@@ -27,6 +27,16 @@ def _check_width(width: Any) -> None:
         raise ValueError(f"width must be a number in (0, 4], got {width!r}")
 
 
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _check_probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
 def _check_choice(name: str, value: Any, valid: tuple) -> None:
     if value not in valid:
         raise ValueError(f"{name} {value!r} is not valid; valid: {', '.join(map(str, valid))}")
@@ -45,12 +55,16 @@ class V1Config:
     fc_channels: int = 1024
     num_classes: int = 21
     width: float = 1.0
+    batch_norm: bool = False  # BN after every VGG conv (torchvision's vgg16_bn); tiny scale only
+    dropout: float = 0.5      # after fc6 and fc7, as in the papers' prototxts
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, ("vgg16",))
         for name in ("kernel_size", "rate", "fc_channels", "num_classes"):
             _check_positive_int(name, getattr(self, name))
         _check_width(self.width)
+        _check_bool("batch_norm", self.batch_norm)
+        _check_probability("dropout", self.dropout)
 
 
 @dataclass(frozen=True)
@@ -64,12 +78,16 @@ class V2Config:
     head: str = "aspp-l"
     num_classes: int = 21
     width: float = 1.0
+    batch_norm: bool = False  # BN after every VGG conv (torchvision's vgg16_bn); tiny scale only
+    dropout: float = 0.5      # after fc6 and fc7, as in the papers' prototxts
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, ("vgg16",))
         _check_choice("head", self.head, tuple(V2_HEADS))
         _check_positive_int("num_classes", self.num_classes)
         _check_width(self.width)
+        _check_bool("batch_norm", self.batch_norm)
+        _check_probability("dropout", self.dropout)
 
     @property
     def rates(self) -> tuple[int, ...]:

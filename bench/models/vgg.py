@@ -17,10 +17,15 @@ VGG16_CFG = cfgs["D"]  # [64, 64, "M", 128, 128, "M", 256 x3, "M", 512 x3, "M", 
 OUTPUT_STRIDE = 8
 
 
-def atrous_vgg16(width: float = 1.0) -> nn.Sequential:
-    """VGG-16 conv1_1..pool5 with DeepLab's pooling and conv5 rate 2; out channels = 512 * width."""
+def atrous_vgg16(width: float = 1.0, batch_norm: bool = False) -> nn.Sequential:
+    """VGG-16 conv1_1..pool5 with DeepLab's pooling and conv5 rate 2; out channels = 512 * width.
+
+    ``batch_norm`` uses torchvision's vgg16_bn layout (BN after every conv). The papers fine-tune
+    the plain VGG-16 from ImageNet; the tiny scale trains from scratch, where a narrow 13-layer
+    plain VGG barely leaves the all-background solution in a few hundred steps, so it uses BN.
+    """
     cfg = [v if v == "M" else scaled(v, width) for v in VGG16_CFG]
-    features = make_layers(cfg, batch_norm=False)
+    features = make_layers(cfg, batch_norm=batch_norm)
     pools = [i for i, layer in enumerate(features) if isinstance(layer, nn.MaxPool2d)]
     for n, i in enumerate(pools):
         stride = 2 if n < 3 else 1  # pool4, pool5: stride 1 (v1 Sec. 3.1)
