@@ -40,10 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
 
+    describe = sub.add_parser("describe", help="per variant, without training: params, GFLOPs, receptive field, knobs")
+    describe.add_argument("experiment")
+    describe.add_argument("--scale", default="tiny", choices=SCALES)
+    describe.add_argument("--format", default="table", choices=("table", "csv"))
+
     table = sub.add_parser("table", help="rebuild an experiment's tables from its records and print one")
     table.add_argument("experiment")
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     table.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    search = sub.add_parser("crf-search", help="cross-validate the dense CRF on held-out images, re-score after-CRF mIoU")
+    search.add_argument("experiment")
+    search.add_argument("--variants", type=_variants, default=None)
+    search.add_argument("--images", type=int, default=100, help="held-out images to search on (papers: 100)")
+    search.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     return parser
 
 
@@ -76,6 +86,59 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_describe(args) -> int:
+    """One row per variant with the knobs the runner would use at ``--scale`` (same resolution as
+    runner.plan_runs), parameters, forward GFLOPs at the scale's fps input size and the fc6
+    receptive field (v1/v2: ``receptive_field`` in v1 Table 2's convention, ``rf_theoretical`` the
+    full one; '-' where undefined). Models are built on the meta device: no memory, no compute."""
+    import csv
+
+    import torch
+
+    from bench.config import protocol_for
+    from bench.evaluation.speed import count_gflops, count_params_m
+    from bench.models import build_model, make_config, receptive_field
+    from bench.registry import get_experiment
+
+    experiment = get_experiment(args.experiment)
+    rows, knob_names = [], []
+    for variant in experiment.variants:
+        version = experiment.version_of(variant)
+        protocol = protocol_for(args.scale, version)
+        knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs, **experiment.knobs_of(variant)}
+        try:
+            make_config(version, knobs)
+            with torch.device("meta"):
+                model = build_model(version, **knobs)
+        except ValueError as err:
+            raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+        size = (protocol.fps_size, protocol.fps_size)
+        fields = {}
+        for name, convention in (("receptive_field", "paper"), ("rf_theoretical", "theoretical")):
+            try:
+                fields[name] = str(receptive_field(model, convention=convention))
+            except ValueError:
+                fields[name] = "-"
+        rows.append({"variant": variant.name, "version": version, "params_m": f"{count_params_m(model):.2f}",
+                     "gflops": f"{count_gflops(model, size, device='meta'):.2f}",
+                     "gflops_input": f"{size[0]}x{size[1]}", **fields,
+                     **{k: str(v) for k, v in knobs.items()}})
+        knob_names += [k for k in knobs if k not in knob_names]
+    columns = ["variant", "version", "params_m", "gflops", "gflops_input", "receptive_field", "rf_theoretical"]
+    columns += knob_names
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, restval="-", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    cells = [columns] + [[row.get(c, "-") for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    print(f"{experiment.name} at scale {args.scale}: {experiment.paper_table}")
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return 0
+
+
 def cmd_table(args) -> int:
     from bench.registry import get_experiment
     from bench.runner import write_tables
@@ -87,7 +150,24 @@ def cmd_table(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "table": cmd_table}
+def cmd_crf_search(args) -> int:
+    from bench.registry import get_experiment
+    from bench.runner import crf_search_experiment, quiet_libraries
+
+    experiment = get_experiment(args.experiment)
+    quiet_libraries()
+    chosen = crf_search_experiment(experiment, results_dir=args.results_dir, variants=args.variants,
+                                   images=args.images)
+    for variant, found in chosen.items():
+        best = found["history"][-1]
+        params = ", ".join(f"{k}={v:g}" for k, v in found["best"].items())
+        print(f"{variant}: {params} -> held-out mIoU after CRF {best['miou']:.2f} "
+              f"({len(found['history'])} settings tried)")
+    print((args.results_dir / f"{experiment.name}.md").read_text())
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,10 +73,16 @@ class RunConfig:
     knobs: dict[str, Any] = field(default_factory=dict)  # model knobs, width and num_classes included
     protocol: Protocol = field(default_factory=lambda: TINY)
     data_seed: int = 0  # the synthetic dataset is the same for every run; the seed varies training
+    crf: bool = False   # also evaluate mIoU after the dense CRF (v1/v2 tables)
+    crf_params: dict[str, Any] = field(default_factory=dict)  # overrides of CRFParams' defaults
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists), so it compares equal to a record's copy."""
         return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        return cls(**{**data, "protocol": Protocol(**data["protocol"])})
 
     def with_max_steps(self, max_steps: int | None) -> "RunConfig":
         if max_steps is None:

@@ -37,9 +37,17 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    def loss(self, output, masks: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy ignoring 255; for v2 MSC (a dict in training) the sum over the fused
+        output and every scale's output, as the v2 paper trains it (Sec. 4.1)."""
+        ce = lambda logits: F.cross_entropy(logits, masks, ignore_index=self.hparams.ignore_index)
+        if isinstance(output, dict):
+            return ce(output["out"]) + sum(ce(s) for s in output["scales"])
+        return ce(output)
+
     def training_step(self, batch, batch_idx):
         images, masks = batch
-        loss = F.cross_entropy(self.model(images), masks, ignore_index=self.hparams.ignore_index)
+        loss = self.loss(self.model(images), masks)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)

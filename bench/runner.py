@@ -6,13 +6,14 @@ where it stopped. A run that raises is recorded as failed and the sweep goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,20 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import report
+from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
 from bench.data import SegmentationDataModule
 from bench.errors import BenchError
+from bench.evaluation.crf import CRFParams
+from bench.evaluation.crf_search import search_crf
+from bench.evaluation.evaluate import evaluate_with_crf
 from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
 from bench.models import build_model, make_config
 from bench.module import SegmentationModule
 from bench.provenance import environment, utc_now
 from bench.registry import Experiment
-from bench.results import SCHEMA_VERSION, load_records, read_record, record_path, write_record
+from bench.results import (SCHEMA_VERSION, load_records, read_record, record_path, write_json_atomic,
+                           write_record)
 
 WANDB_MODES = ("online", "offline", "disabled")
 WANDB_PROJECT = "deeplab-bench"
@@ -50,7 +56,8 @@ def default_wandb_mode() -> str:
 
 
 def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | None,
-              variants: list[str] | None, max_steps: int | None) -> list[RunConfig]:
+              variants: list[str] | None, max_steps: int | None,
+              results_dir: Path = Path("results")) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs."""
     selected = experiment.select(variants)
     if max_steps is not None and max_steps < 1:
@@ -71,7 +78,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         for seed in range(n_seeds):
             cfg = RunConfig(experiment=experiment.name, variant=variant.name,
                             variant_index=experiment.variant_names().index(variant.name), seed=seed,
-                            scale=scale, data=data, version=version, knobs=knobs, protocol=protocol)
+                            scale=scale, data=data, version=version, knobs=knobs, protocol=protocol,
+                            crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name))
             configs.append(cfg.with_max_steps(max_steps))
     for cfg in configs[:1]:  # a bad --data spec fails here, before anything runs
         _datamodule(cfg)
@@ -101,7 +109,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     if wandb_mode not in WANDB_MODES:
         raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
-                        max_steps=max_steps)
+                        max_steps=max_steps, results_dir=results_dir)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
     failed = []
@@ -179,8 +187,15 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     t0 = time.perf_counter()
     trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
     train_seconds = time.perf_counter() - t0
+    save_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed), model,
+                    cfg.version, cfg.knobs)
     trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
     metrics = dict(module.val_metrics)
+    if cfg.crf:
+        crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
+                                device=module.device, params=CRFParams(**cfg.crf_params))
+        crf.pop("miou")  # the same confusion as Lightning's validation; keep one source
+        metrics.update(crf)
 
     device = module.device
     size = (p.fps_size, p.fps_size)
@@ -239,8 +254,10 @@ def _wandb_logger(cfg: RunConfig, results_dir: Path, mode: str):
 def _finish_wandb(logger, result: dict[str, Any]) -> None:
     try:
         run = logger.experiment
-        run.summary.update({"miou": result["metrics"]["miou"], "fps": result["speed"]["fps"],
-                            "params_m": result["params_m"], "gflops": result["gflops"]})
+        metrics = result["metrics"]
+        run.summary.update({"miou": metrics["miou"], "miou_crf": metrics.get("miou_crf"),
+                            "fps": result["speed"]["fps"], "params_m": result["params_m"],
+                            "gflops": result["gflops"]})
         run.finish()
     except Exception as err:
         _warn_wandb_once(err)
@@ -280,3 +297,71 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*deterministic.*")
+
+
+# ---------------------------------------------------------------- CRF cross-validation
+
+
+def crf_search_path(results_dir: Path, experiment: str, variant: str) -> Path:
+    return Path(results_dir) / "crf" / experiment / f"{variant}.json"
+
+
+def tuned_crf_params(results_dir: Path, experiment: str, variant: str) -> dict[str, Any]:
+    """The CRF parameters `bench crf-search` chose for a variant, or {} (CRFParams' defaults)."""
+    path = crf_search_path(results_dir, experiment, variant)
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text())["best"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BenchError(f"corrupt CRF search result {path}: {err}; delete it and rerun bench crf-search") from err
+
+
+def crf_search_experiment(experiment: Experiment, *, results_dir: Path,
+                          variants: list[str] | None = None, images: int = 100) -> dict[str, dict]:
+    """Per variant: search the CRF on held-out images with the first seed's weights, store the
+    best parameters, then re-score mIoU after CRF of every recorded seed with them."""
+    if images < 1:
+        raise BenchError(f"--images must be at least 1, got {images}")
+    if not experiment.crf:
+        raise BenchError(f"{experiment.name} does not evaluate the CRF; experiments that do: "
+                         + ", ".join(n for n, e in _all_experiments().items() if e.crf))
+    chosen = {}
+    for variant in experiment.select(variants):
+        folder = Path(results_dir) / "runs" / experiment.name / variant.name
+        found = [(p, read_record(p)) for p in sorted(folder.glob("seed-*.json"))]
+        found = [(p, r) for p, r in found if r["status"] == "ok"]
+        if not found:
+            continue
+        first = RunConfig.from_dict(found[0][1]["config"])
+        datamodule = _datamodule(first)
+        model = load_checkpoint(checkpoint_path(results_dir, first.experiment, first.variant, first.seed),
+                                first.version, first.knobs)
+        best, history = search_crf(model, datamodule.holdout_dataloader(images), num_classes=first.knobs["num_classes"],
+                                   image_size=first.protocol.crop_size, device=torch.device("cpu"))
+        best_dict = asdict(best)
+        write_json_atomic(crf_search_path(results_dir, experiment.name, variant.name),
+                          {"best": best_dict, "history": history, "searched_on": f"holdout[:{images}]",
+                           "weights": f"seed-{first.seed}", "date": utc_now()})
+        for path, record in found:
+            cfg = RunConfig.from_dict(record["config"])
+            model = load_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed),
+                                    cfg.version, cfg.knobs)
+            crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
+                                    device=torch.device("cpu"), params=best)
+            crf.pop("miou")
+            record["metrics"].update(crf)
+            record["config"]["crf_params"] = best_dict
+            write_json_atomic(path, record)
+        chosen[variant.name] = {"best": best_dict, "history": history}
+    if not chosen:
+        raise BenchError(f"no finished runs of {experiment.name} under {results_dir}; "
+                         f"run `bench run {experiment.name}` first")
+    write_tables(experiment, results_dir)
+    return chosen
+
+
+def _all_experiments():
+    from bench.registry import experiments
+
+    return experiments()

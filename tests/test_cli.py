@@ -94,3 +94,29 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_run_evaluates_crf_and_trimap_for_a_crf_experiment(sweep):
+    results, _ = sweep
+    record = json.loads((results / "runs" / "ablation-aspp" / "largefov" / "seed-0.json").read_text())
+    metrics = record["metrics"]
+    assert 0.0 <= metrics["miou_crf"] <= 100.0 and metrics["crf_images"] == 200
+    assert metrics["crf_seconds_per_image"] > 0
+    assert metrics["trimap"]["width_px"] == metrics["trimap_crf"]["width_px"] == [1, 2, 3, 5, 7, 10, 15, 20, 30, 40]
+    csv = pd.read_csv(results / "ablation-aspp.csv")
+    assert {"miou_crf", "miou_crf_std", "paper_miou_crf"} <= set(csv.columns)
+    assert list(csv.paper_miou_crf) == [69.84, 69.73, 71.57]
+    assert (results / "checkpoints" / "ablation-aspp" / "largefov" / "seed-0.pt").exists()
+
+
+def test_crf_search_stores_the_best_parameters_and_rescores_the_records(sweep):
+    results, _ = sweep
+    proc = bench("crf-search", "ablation-aspp", "--variants", "largefov", "--images", "6",
+                 "--results-dir", str(results))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads((results / "crf" / "ablation-aspp" / "largefov.json").read_text())
+    assert found["searched_on"] == "holdout[:6]" and len(found["history"]) >= 4
+    assert found["history"][-1]["miou"] == max(h["miou"] for h in found["history"])
+    record = json.loads((results / "runs" / "ablation-aspp" / "largefov" / "seed-0.json").read_text())
+    assert record["metrics"]["crf_params"] == found["best"] == record["config"]["crf_params"]
+    assert "largefov:" in proc.stdout

@@ -39,3 +39,17 @@ def test_poly_learning_rate_follows_the_v2_policy():
     assert poly_lr_factor(50, 100) == pytest.approx(0.5 ** 0.9)
     assert poly_lr_factor(100, 100) == 0.0
     assert poly_lr_factor(150, 100) == 0.0
+
+
+def test_msc_loss_sums_the_fused_and_every_scale_output():
+    from bench.models import build_model
+    from bench.module import SegmentationModule
+
+    torch.manual_seed(0)
+    model = build_model("v2", head="largefov", msc=True, width=0.125).train()
+    module = SegmentationModule(model, num_classes=21, max_steps=10, lr=0.01)
+    images, masks = torch.randn(2, 3, 49, 49), torch.randint(0, 21, (2, 49, 49))
+    out = model(images)
+    ce = lambda x: torch.nn.functional.cross_entropy(x, masks, ignore_index=255)
+    assert len(out["scales"]) == 3
+    assert torch.allclose(module.loss(out, masks), ce(out["out"]) + sum(ce(s) for s in out["scales"]))

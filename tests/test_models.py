@@ -7,6 +7,16 @@ from bench.evaluation.speed import count_params_m
 from bench.models import build_model
 from bench.models.heads import FCBranch, SummedBranches
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Narrow networks gain nothing from two threads, and OpenMP spin-waits badly when the other
+    core is busy (see tests/test_models_v3.py); restore the setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # v1 Table 2 (field of view): parameter counts at 21 classes, width 1.
 V1_FOV_ROWS = [
     (dict(kernel_size=7, rate=4, fc_channels=4096), 134.3),  # DeepLab-CRF-7x7
@@ -100,3 +110,154 @@ def test_tiny_scale_knobs_add_batch_norm_and_drop_dropout_without_changing_the_l
     assert convs(plain) == convs(tiny)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in tiny.backbone) == 13  # one per VGG conv
     assert plain.head.dropout.p == 0.5 and tiny.head.dropout.p == 0.0
+
+
+# -- v1 MSc (v1 Sec. 4.3): the image and pool1..pool4 -> two-layer MLPs -> 640 channels into fc8 --
+
+def test_v1_msc_concatenates_five_128_channel_mlps_to_fc7_before_fc8():
+    model = build_model("v1", msc=True, width=0.125)
+    assert [b.conv1.in_channels for b in model.msc] == [3, 8, 16, 32, 64]  # image, pool1..pool4 (x width)
+    assert [b.conv1.stride[0] for b in model.msc] == [8, 4, 2, 1, 1]  # every branch lands on stride 8
+    assert all(b.conv1.kernel_size == (3, 3) and b.conv2.kernel_size == (1, 1) for b in model.msc)
+    assert all(b.conv1.out_channels == b.conv2.out_channels == 16 for b in model.msc)  # 128 * width
+    assert model.head.fc8.in_channels == 128 + 5 * 16  # fc7 (1024 * width) + 5 x 128 * width
+
+
+def test_v1_msc_adds_the_mlps_and_640_fc8_inputs_to_largefov():
+    mlp = lambda c_in: (c_in * 128 * 9 + 128) + (128 * 128 + 128)
+    extra = sum(mlp(c) for c in (3, 64, 128, 256, 512)) + 640 * 21
+    largefov = sum(p.numel() for p in build_model("v1").parameters())
+    assert sum(p.numel() for p in build_model("v1", msc=True).parameters()) == largefov + extra
+    assert count_params_m(build_model("v1", msc=True)) == pytest.approx(21.71, abs=0.01)
+
+
+@pytest.mark.parametrize("knobs", [dict(), dict(kernel_size=4, rate=4, fc_channels=4096)])
+def test_v1_msc_forward_backward_on_odd_sizes(knobs):
+    model = build_model("v1", msc=True, width=0.125, **knobs)
+    logits = model(torch.randn(2, 3, 41, 57))
+    assert logits.shape == (2, 21, 41, 57)
+    logits.logsumexp(dim=1).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# -- v2 MSC (v2 Sec. 4.1): scales 1, 0.75, 0.5, shared weights, max fusion, a loss on each ------
+
+def test_v2_msc_trains_on_every_scale_and_evaluates_the_max_fused_logits():
+    torch.manual_seed(0)
+    model = build_model("v2", head="aspp-s", msc=True, width=0.125, dropout=0.0).train()
+    seen = []
+    model.backbone.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
+    x = torch.randn(2, 3, 41, 57)
+    out = model(x)
+    assert seen == [(41, 57), (31, 43), (21, 29)]  # (n - 1) * s + 1: 1, 0.75, 0.5
+    assert set(out) == {"out", "scales"} and len(out["scales"]) == 3
+    assert all(t.shape == (2, 21, 41, 57) for t in [out["out"], *out["scales"]])
+    assert torch.equal(out["out"], torch.stack(out["scales"]).amax(dim=0))
+    loss = sum(t.logsumexp(dim=1).mean() for t in [out["out"], *out["scales"]])
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with torch.no_grad():
+        fused = model.eval()(x)
+    assert isinstance(fused, torch.Tensor) and torch.allclose(fused, out["out"], atol=1e-6)
+
+
+def test_v2_msc_shares_the_single_scale_models_weights():
+    single, multi = build_model("v2", head="largefov"), build_model("v2", head="largefov", msc=True)
+    assert {k: v.shape for k, v in single.state_dict().items()} == {k: v.shape for k, v in multi.state_dict().items()}
+
+
+def test_caffe_interp_sizes_of_the_msc_scales():
+    from bench.models.multiscale import scaled_size
+
+    assert [scaled_size(321, s) for s in (1, 0.75, 0.5)] == [321, 241, 161]
+
+
+# -- v2 ResNet-101 (v2 Table 4): OS 8, each ASPP branch one 3x3 atrous conv to the classes -------
+
+@pytest.mark.parametrize("head,rates", [("largefov", [12]), ("aspp-s", [2, 4, 8, 12]), ("aspp-l", [6, 12, 18, 24])])
+def test_v2_resnet_heads_are_one_atrous_3x3_classifier_per_rate_summed(head, rates):
+    model = build_model("v2", backbone="resnet101", head=head, width=0.125, num_classes=5).eval()
+    convs = list(model.head.fc8)
+    assert [c.dilation[0] for c in convs] == rates
+    assert all(c.kernel_size == (3, 3) and c.in_channels == 256 and c.out_channels == 5 for c in convs)
+    features = torch.randn(1, 256, 9, 11)
+    with torch.no_grad():
+        assert torch.allclose(model.head(features), sum(c(features) for c in convs), atol=1e-6)
+
+
+def test_v2_resnet_runs_at_output_stride_8_with_block3_rate_2_and_block4_rate_4():
+    backbone = build_model("v2", backbone="resnet101", width=0.125).backbone
+    assert [u.conv2.dilation[0] for u in backbone.layer3] == [2] * 23
+    assert [u.conv2.dilation[0] for u in backbone.layer4] == [4] * 3
+    assert backbone(torch.randn(1, 3, 32, 48)).shape[-2:] == (4, 6)
+
+
+@pytest.mark.parametrize("knobs", [dict(backbone="resnet101", head="aspp-l"),
+                                   dict(backbone="resnet50", head="largefov", msc=True)])
+def test_v2_resnet_forward_backward_on_odd_sizes(knobs):
+    model = build_model("v2", width=0.125, num_classes=5, **knobs).train()
+    out = model(torch.randn(2, 3, 33, 49))
+    logits = out["out"] if isinstance(out, dict) else out
+    assert logits.shape == (2, 5, 33, 49)
+    logits.logsumexp(dim=1).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_v2_resnet101_aspp_l_is_resnet101_plus_four_atrous_classifiers():
+    import torchvision
+
+    resnet101 = torchvision.models.resnet101()
+    backbone = sum(p.numel() for n, p in resnet101.named_parameters() if not n.startswith("fc."))
+    model = build_model("v2", backbone="resnet101", head="aspp-l")
+    assert sum(p.numel() for p in model.parameters()) == backbone + 4 * (2048 * 21 * 9 + 21)
+    assert count_params_m(model) == pytest.approx(44.05, abs=0.01)
+
+
+@pytest.mark.parametrize("version,knobs,message", [
+    ("v2", dict(backbone="xception65"), "valid: vgg16, resnet50, resnet101"),
+    ("v2", dict(msc="yes"), "msc must be true or false"),
+    ("v1", dict(msc=1), "msc must be true or false"),
+])
+def test_new_knobs_reject_invalid_values(version, knobs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(version, **knobs)
+
+
+# -- receptive field (v1 Table 2) --------------------------------------------------------------
+
+@pytest.mark.parametrize("knobs,paper,theoretical", [
+    (dict(kernel_size=7, rate=4, fc_channels=4096), 224, 419),   # DeepLab-CRF-7x7
+    (dict(kernel_size=4, rate=4, fc_channels=4096), 128, 323),   # DeepLab-CRF
+    (dict(kernel_size=4, rate=8, fc_channels=4096), 224, 419),   # DeepLab-CRF-4x4
+    (dict(kernel_size=3, rate=12, fc_channels=1024), 224, 419),  # DeepLab-CRF-LargeFOV
+])
+def test_v1_field_of_view_rows_have_the_papers_receptive_fields(knobs, paper, theoretical):
+    from bench.models import make_config, receptive_field
+
+    config = make_config("v1", knobs)
+    assert receptive_field(config) == paper
+    assert receptive_field(config, convention="theoretical") == theoretical
+    assert receptive_field(build_model("v1", width=0.125, **knobs)) == paper  # a model works too
+
+
+def test_theoretical_receptive_field_of_imagenet_vgg16_fc6_is_the_papers_404():
+    # v1 Sec. 3.2: VGG-16 applied convolutionally has a 404-pixel receptive field
+    import torchvision
+
+    from bench.models.receptive_field import _walk
+
+    layers = [m for m in torchvision.models.vgg16().features if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))]
+    assert _walk(layers + [torch.nn.Conv2d(512, 1, 7)])[0] == 404
+
+
+def test_receptive_field_of_aspp_is_its_largest_branch_and_undefined_without_fc6():
+    from bench.models import make_config, receptive_field
+
+    assert receptive_field(make_config("v2", dict(head="aspp-s"))) == 224  # rate 12
+    assert receptive_field(make_config("v2", dict(head="aspp-l"))) == 8 * 24 * 2 + 32
+    with pytest.raises(ValueError, match="VGG-16 only"):
+        receptive_field(make_config("v2", dict(backbone="resnet101")))
+    assert receptive_field(make_config("v2", dict(backbone="resnet101", head="largefov")),
+                           convention="theoretical") > 1000
+    with pytest.raises(ValueError, match="v1/v2"):
+        receptive_field(build_model("v3", width=0.125))

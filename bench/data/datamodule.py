@@ -88,6 +88,9 @@ def denormalize(images: torch.Tensor) -> np.ndarray:
     return x.movedim(-3, -1).numpy()
 
 
+NUM_HOLDOUT = 100  # images for the CRF parameter search (v2 Sec. 4.1: 100 val images)
+
+
 class SegmentationArrays(Dataset):
     """(image, mask) pairs from uint8 arrays; `flip` draws a left-right flip per item.
 
@@ -152,11 +155,16 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.arrays("val")
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """The raw read-only uint8 (images (N, H, W, 3), masks (N, H, W)) of 'train' or 'val'."""
+        """The raw read-only uint8 (images (N, H, W, 3), masks (N, H, W)) of a split.
+
+        'holdout' is a third synthetic split of NUM_HOLDOUT images for tuning the CRF: the
+        papers cross-validate its parameters on 100 held-out images (v2 Sec. 4.1), and a split
+        of its own keeps the tuned parameters from seeing the images they are scored on.
+        """
         if split not in self._arrays:
-            n = {"train": self.num_train, "val": self.num_val}.get(split)
+            n = {"train": self.num_train, "val": self.num_val, "holdout": NUM_HOLDOUT}.get(split)
             if n is None:
-                raise ValueError(f"unknown split {split!r}; valid: train, val")
+                raise ValueError(f"unknown split {split!r}; valid: train, val, holdout")
             self._arrays[split] = synthetic_arrays(self.data_seed, split, n, self.image_size)
         return self._arrays[split]
 
@@ -170,6 +178,11 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SegmentationArrays(*self.arrays("val")), batch_size=self.batch_size,
+                          shuffle=False, drop_last=False, **self._loader_kwargs())
+
+    def holdout_dataloader(self, n: int = NUM_HOLDOUT) -> DataLoader:
+        images, masks = self.arrays("holdout")
+        return DataLoader(SegmentationArrays(images[:n], masks[:n]), batch_size=self.batch_size,
                           shuffle=False, drop_last=False, **self._loader_kwargs())
 
     def _loader_kwargs(self) -> dict:

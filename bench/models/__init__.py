@@ -1,6 +1,8 @@
 """The DeepLab model zoo: plain nn.Modules, no Lightning, W&B or registry imports.
 
 ``build_model(version, **knobs)`` is the one entry point; knobs are named after the papers.
+``load_backbone_weights(model, path)`` loads ImageNet weights from a local file (bench.models.weights);
+``receptive_field(model_or_config)`` gives v1/v2's fc6 field of view (bench.models.receptive_field).
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from bench.models.aspp import ASPP, ASPP_CHANNELS, DeepLabV3Head, conv3x3_bn_rel
 from bench.models.config import V1Config, V2Config, V3Config, V3PlusConfig, make_config
 from bench.models.deeplab import DeepLab
 from bench.models.decoder import DECODER_CHANNELS, Decoder, DeepLabV3Plus
-from bench.models.heads import FCBranch, SummedBranches
+from bench.models.heads import MSC_CHANNELS, AtrousClassifiers, FCBranch, MScBranch, SummedBranches
 from bench.models.layers import scaled
+from bench.models.multiscale import DeepLabV1MSc, MultiScaleDeepLab
+from bench.models.receptive_field import receptive_field
 from bench.models.resnet import atrous_resnet
-from bench.models.vgg import OUTPUT_STRIDE, atrous_vgg16, vgg16_out_channels
+from bench.models.vgg import OUTPUT_STRIDE, atrous_vgg16, vgg16_out_channels, vgg16_pool_channels
+from bench.models.weights import load_backbone_weights
 
-__all__ = ["build_model", "make_config", "DeepLab", "DeepLabV3Plus"]
+__all__ = ["build_model", "make_config", "DeepLab", "DeepLabV3Plus", "load_backbone_weights", "receptive_field"]
 
 FC_CHANNELS_V2 = 1024  # v2 Sec. 4.1: fc6/fc7 of every ASPP branch have 1024 channels
 
@@ -37,10 +42,32 @@ def _build_v1(cfg: V1Config) -> DeepLab:
     backbone = atrous_vgg16(cfg.width, cfg.batch_norm)
     head = FCBranch(vgg16_out_channels(cfg.width), cfg.num_classes, kernel_size=cfg.kernel_size,
                     rate=cfg.rate, channels=scaled(cfg.fc_channels, cfg.width), dropout=cfg.dropout)
-    return DeepLab(backbone, head, OUTPUT_STRIDE)
+    if not cfg.msc:
+        return DeepLab(backbone, head, OUTPUT_STRIDE)
+    # v1 MSc: one MLP per tap (the image, pool1..pool4 at strides 1, 2, 4, 8, 8), each striding
+    # to OS 8 in its first conv; fc8 then classifies fc7's channels + 5 x 128 (x width).
+    channels = scaled(MSC_CHANNELS, cfg.width)
+    taps = [(3, 1)] + vgg16_pool_channels(cfg.width)[:4]
+    msc = [MScBranch(c, channels, stride=OUTPUT_STRIDE // stride, dropout=cfg.dropout) for c, stride in taps]
+    head.fc8 = FCBranch.classifier(head.fc7.out_channels + len(msc) * channels, cfg.num_classes)
+    return DeepLabV1MSc(backbone, head, msc, OUTPUT_STRIDE)
+
+
+# v2 on ResNet (Sec. 4.1 and the released ResNet-101 prototxt): output stride 8, i.e. block3 at
+# rate 2 and block4 at rate 4 with no multigrid; every unit of a dilated block at the block's rate
+# (res4a and res5a are dilated like the rest: not "contracted", see bench.models.resnet).
+# Our ResNet is torchvision's v1.5 (stride in the 3x3 conv), the Caffe model strides in the first
+# 1x1 conv; at OS 8 only block2 strides, so the two differ in block2's first unit alone.
+V2_RESNET_OUTPUT_STRIDE = 8
 
 
 def _build_v2(cfg: V2Config) -> DeepLab:
+    model = MultiScaleDeepLab if cfg.msc else DeepLab
+    if cfg.backbone.startswith("resnet"):
+        backbone = atrous_resnet(cfg.backbone, width=cfg.width, output_stride=V2_RESNET_OUTPUT_STRIDE,
+                                 multigrid=(1, 1, 1))
+        head = AtrousClassifiers(backbone.out_channels, cfg.num_classes, cfg.rates)
+        return model(backbone, head, V2_RESNET_OUTPUT_STRIDE)
     backbone = atrous_vgg16(cfg.width, cfg.batch_norm)
     branches = [
         FCBranch(vgg16_out_channels(cfg.width), cfg.num_classes, kernel_size=3, rate=rate,
@@ -48,7 +75,7 @@ def _build_v2(cfg: V2Config) -> DeepLab:
         for rate in cfg.rates
     ]
     head = branches[0] if len(branches) == 1 else SummedBranches(branches)
-    return DeepLab(backbone, head, OUTPUT_STRIDE)
+    return model(backbone, head, OUTPUT_STRIDE)
 
 
 # --- DeepLab v3 / v3+ -------------------------------------------------------------------------

@@ -15,6 +15,8 @@ V2_HEADS: dict[str, tuple[int, ...]] = {
     "aspp-s": (2, 4, 8, 12),
     "aspp-l": (6, 12, 18, 24),
 }
+# v2 Sec. 4: VGG-16, and ResNet-101 (Table 4); ResNet-50 is the same builder, a smaller network.
+V2_BACKBONES = ("vgg16", "resnet50", "resnet101")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -47,6 +49,9 @@ class V1Config:
     """DeepLab v1 (ICLR'15): atrous VGG-16 and one fc6-fc7-fc8 classifier.
 
     Defaults are DeepLab-LargeFOV (v1 Table 2: 3x3 fc6, rate 12, 1024 channels).
+    ``msc`` adds v1's multi-scale features (Sec. 4.3 "Multi-scale prediction", the DeepLab-MSc
+    rows of Table 1): the input and pool1..pool4 each feed a two-layer MLP (3x3 conv 128, 1x1
+    conv 128), whose 5 x 128 = 640 channels are concatenated to fc7's before fc8.
     """
 
     backbone: str = "vgg16"
@@ -56,7 +61,8 @@ class V1Config:
     num_classes: int = 21
     width: float = 1.0
     batch_norm: bool = False  # BN after every VGG conv (torchvision's vgg16_bn); tiny scale only
-    dropout: float = 0.5      # after fc6 and fc7, as in the papers' prototxts
+    dropout: float = 0.5      # after fc6 and fc7 (and in the MSc MLPs), as in the papers' prototxts
+    msc: bool = False         # v1's multi-scale features (not v2's multi-scale inputs)
 
     def __post_init__(self) -> None:
         _check_choice("backbone", self.backbone, ("vgg16",))
@@ -65,13 +71,20 @@ class V1Config:
         _check_width(self.width)
         _check_bool("batch_norm", self.batch_norm)
         _check_probability("dropout", self.dropout)
+        _check_bool("msc", self.msc)
 
 
 @dataclass(frozen=True)
 class V2Config:
-    """DeepLab v2 (TPAMI'17) on VGG-16: LargeFOV or ASPP-S / ASPP-L (v2 Table 3).
+    """DeepLab v2 (TPAMI'17): LargeFOV or ASPP-S / ASPP-L (v2 Table 3) on VGG-16 or ResNet.
 
-    Every branch is fc6 (3x3, its rate, 1024 channels) -> fc7 (1024) -> fc8; logits are summed.
+    VGG-16: every branch is fc6 (3x3, its rate, 1024 channels) -> fc7 (1024) -> fc8; logits are
+    summed. ResNet-50/101 (v2 Sec. 4.1, Table 4; the released ResNet-101 prototxt): output stride
+    8, and every branch is one 3x3 atrous conv straight to the classes (fc1_voc12_c0..c3), summed.
+    ``batch_norm`` and ``dropout`` concern the VGG network only and are ignored on ResNet (it has
+    BN throughout and its heads no dropout), so the tiny scale's VGG knobs do no harm there.
+    ``msc`` is v2's multi-scale inputs (Sec. 4.1 "MSC"): scales 1, 0.75, 0.5 through shared
+    weights, fused by max; see bench.models.multiscale.MultiScaleDeepLab for what it returns.
     """
 
     backbone: str = "vgg16"
@@ -80,14 +93,16 @@ class V2Config:
     width: float = 1.0
     batch_norm: bool = False  # BN after every VGG conv (torchvision's vgg16_bn); tiny scale only
     dropout: float = 0.5      # after fc6 and fc7, as in the papers' prototxts
+    msc: bool = False         # v2's multi-scale inputs (not v1's multi-scale features)
 
     def __post_init__(self) -> None:
-        _check_choice("backbone", self.backbone, ("vgg16",))
+        _check_choice("backbone", self.backbone, V2_BACKBONES)
         _check_choice("head", self.head, tuple(V2_HEADS))
         _check_positive_int("num_classes", self.num_classes)
         _check_width(self.width)
         _check_bool("batch_norm", self.batch_norm)
         _check_probability("dropout", self.dropout)
+        _check_bool("msc", self.msc)
 
     @property
     def rates(self) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""DeepLab v1 and v2 (VGG-16): backbone -> head -> bilinear upsampling to the input size."""
+"""DeepLab v1 and v2 (VGG-16, or ResNet for v2): backbone -> head -> bilinear upsampling to the
+input size. The multi-scale variants (v1 MSc, v2 MSC) are in bench.models.multiscale."""
 
 from __future__ import annotations
 

@@ -41,6 +41,12 @@ def vgg16_out_channels(width: float) -> int:
     return scaled(512, width)
 
 
+def vgg16_pool_channels(width: float) -> list[tuple[int, int]]:
+    """(channels, stride) of pool1..pool5's outputs: DeepLab's pool4 and pool5 keep stride 8."""
+    channels = [v for v, nxt in zip(VGG16_CFG, VGG16_CFG[1:] + ["M"]) if v != "M" and nxt == "M"]
+    return [(scaled(c, width), s) for c, s in zip(channels, (2, 4, 8, 8, 8))]
+
+
 def _init_like_torchvision(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.Conv2d):

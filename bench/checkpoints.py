@@ -1,0 +1,45 @@
+"""Trained weights of each run, kept beside the records so evaluation can be redone without training.
+
+RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt holds {"version", "knobs", "state_dict"}:
+plain tensors and JSON types only, so it loads with ``torch.load(weights_only=True)``. The folder
+is git-ignored (bulky); records and tables do not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+from bench.models import build_model
+
+
+def checkpoint_path(results_dir: str | Path, experiment: str, variant: str, seed: int) -> Path:
+    return Path(results_dir) / "checkpoints" / experiment / variant / f"seed-{seed}.pt"
+
+
+def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"version": version, "knobs": knobs, "state_dict": model.state_dict()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, version: str, knobs: dict) -> nn.Module:
+    """The model of a run; a checkpoint of another variant or a broken file is a BenchError."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise BenchError(f"no checkpoint {path}; run `bench run` for this variant first") from err
+    except Exception as err:
+        raise BenchError(f"unreadable checkpoint {path}: {type(err).__name__}") from err
+    if payload.get("version") != version or payload.get("knobs") != knobs:
+        raise BenchError(f"checkpoint {path} is of {payload.get('version')} {payload.get('knobs')}, "
+                         f"not of {version} {knobs}")
+    model = build_model(version, **knobs)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

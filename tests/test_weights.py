@@ -1,0 +1,157 @@
+"""ImageNet backbone weights from a local file (the papers fine-tune from them); never the network.
+
+The files are torchvision's / timm's randomly initialised networks saved by the tests themselves:
+what matters is where every tensor lands, not what it holds.
+"""
+
+import pytest
+import torch
+import torchvision
+
+from bench.models import build_model, load_backbone_weights
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _save(tmp_path_factory, name, module):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / f"{name}.pth"
+    torch.save(module.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(tmp_path_factory):
+    return _save(tmp_path_factory, "vgg16", torchvision.models.vgg16(weights=None))
+
+
+@pytest.fixture(scope="module")
+def resnet101_file(tmp_path_factory):
+    return _save(tmp_path_factory, "resnet101", torchvision.models.resnet101(weights=None))
+
+
+# -- VGG-16: conv layers unchanged, fc6/fc7 by decimation (v1 Sec. 3.2) --------------------------
+
+def test_largefov_gets_imagenet_convs_and_fc6_fc7_decimated_to_3x3_and_1024_channels(vgg16_file):
+    imagenet = torch.load(vgg16_file, weights_only=True)
+    model = build_model("v1")  # LargeFOV: fc6 3x3 rate 12, 1024 channels
+    report = load_backbone_weights(model, vgg16_file)
+
+    for key, value in imagenet.items():
+        if key.startswith("features."):
+            assert torch.equal(model.backbone.state_dict()[key.removeprefix("features.")], value), key
+    fc6 = imagenet["classifier.0.weight"].view(4096, 512, 7, 7)
+    rows = [4 * i for i in range(1024)]  # every 4th of the 4096 channels
+    taps = [0, 3, 6]  # 7 taps decimated to 3
+    expected_fc6 = fc6[rows][:, :, taps][:, :, :, taps]
+    assert torch.equal(model.head.fc6.weight, expected_fc6)
+    assert torch.equal(model.head.fc6.bias, imagenet["classifier.0.bias"][rows])
+    expected_fc7 = imagenet["classifier.3.weight"][rows][:, rows].view(1024, 1024, 1, 1)
+    assert torch.equal(model.head.fc7.weight, expected_fc7)
+    assert torch.equal(model.head.fc7.bias, imagenet["classifier.3.bias"][rows])
+
+    assert set(report.missing) == {"head.fc8.weight", "head.fc8.bias"}  # the classifier is new
+    assert set(report.unused) == {"classifier.6.weight", "classifier.6.bias"}  # ImageNet's classifier
+    assert "head.fc6.weight" in report.loaded and "backbone.0.weight" in report.loaded
+
+
+def test_4x4_fc6_with_4096_channels_keeps_every_channel_and_every_other_tap(vgg16_file):
+    imagenet = torch.load(vgg16_file, weights_only=True)
+    model = build_model("v1", kernel_size=4, rate=4, fc_channels=4096)  # DeepLab-CRF
+    load_backbone_weights(model, vgg16_file)
+    taps = [0, 2, 4, 6]
+    expected = imagenet["classifier.0.weight"].view(4096, 512, 7, 7)[:, :, taps][:, :, :, taps]
+    assert torch.equal(model.head.fc6.weight, expected)
+    assert torch.equal(model.head.fc7.weight.flatten(1), imagenet["classifier.3.weight"])
+
+
+def test_every_aspp_branch_and_the_msc_model_start_from_imagenet(vgg16_file):
+    imagenet = torch.load(vgg16_file, weights_only=True)
+    aspp = build_model("v2", head="aspp-s")
+    load_backbone_weights(aspp, vgg16_file)
+    first = aspp.head.branches[0].fc6.weight
+    assert all(torch.equal(b.fc6.weight, first) for b in aspp.head.branches)
+    msc = build_model("v1", msc=True)
+    report = load_backbone_weights(msc, vgg16_file)
+    assert torch.equal(msc.backbone[0].weight, imagenet["features.0.weight"])
+    assert any(k.startswith("msc.") for k in report.missing)  # the MLPs are new
+
+
+def test_wrapped_checkpoints_and_ddp_prefixes_are_unwrapped(vgg16_file):
+    imagenet = torch.load(vgg16_file, weights_only=True)
+    model = build_model("v1")
+    load_backbone_weights(model, {"state_dict": {f"module.{k}": v for k, v in imagenet.items()}})
+    assert torch.equal(model.backbone[28].weight, imagenet["features.28.weight"])
+
+
+@pytest.mark.parametrize("version,knobs,message", [
+    ("v1", dict(width=0.125), "width 1 only"),
+    ("v2", dict(head="largefov", width=0.5), "width 1 only"),
+    ("v1", dict(batch_norm=True), "vgg16_bn"),
+    ("v1", dict(fc_channels=1000), "valid: a divisor of 4096"),
+    ("v1", dict(kernel_size=9, rate=1), "valid: 1..7"),
+])
+def test_vgg_weights_refuse_what_they_do_not_fit(vgg16_file, version, knobs, message):
+    with pytest.raises(ValueError, match=message):
+        load_backbone_weights(build_model(version, **knobs), vgg16_file)
+
+
+# -- ResNet-101 (v2 ResNet, v3, v3+) -----------------------------------------------------------
+
+@pytest.mark.parametrize("version,knobs", [("v2", dict(backbone="resnet101", head="aspp-l")),
+                                           ("v3", dict(backbone="resnet101"))])
+def test_resnet101_backbone_gets_every_imagenet_tensor(resnet101_file, version, knobs):
+    imagenet = torch.load(resnet101_file, weights_only=True)
+    model = build_model(version, **knobs)
+    report = load_backbone_weights(model, resnet101_file)
+    ours = model.backbone.state_dict()
+    assert set(ours) == {k for k in imagenet if not k.startswith("fc.")}
+    assert all(torch.equal(ours[k], imagenet[k]) for k in ours)
+    assert set(report.unused) == {"fc.weight", "fc.bias"}
+    assert report.missing and all(k.startswith("head.") for k in report.missing)
+
+
+def test_resnet_weights_refuse_a_narrow_network_and_the_wrong_depth(resnet101_file):
+    with pytest.raises(ValueError, match="width 1 only"):
+        load_backbone_weights(build_model("v2", backbone="resnet101", width=0.125), resnet101_file)
+    with pytest.raises(ValueError, match="unexpected layer3.6"):
+        load_backbone_weights(build_model("v3", backbone="resnet50"), resnet101_file)
+
+
+def test_cascaded_blocks_have_no_imagenet_counterpart_and_stay_as_built(resnet101_file):
+    model = build_model("v3", backbone="resnet101", cascade_blocks=1)
+    report = load_backbone_weights(model, resnet101_file)
+    assert any(k.startswith("backbone.layer5.") for k in report.missing)
+    assert not any(k.startswith("backbone.layer4.") for k in report.missing)
+
+
+# -- Xception-65 (v3+): timm's keys ------------------------------------------------------------
+
+def test_xception65_gets_timms_weights(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    reference = timm.create_model("xception65", pretrained=False)
+    path = tmp_path / "xception65.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model("v3+", backbone="xception65")
+    report = load_backbone_weights(model, path)
+    assert set(report.unused) == {"head.fc.weight", "head.fc.bias"}
+    ours = model.backbone.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in reference.state_dict().items() if k in ours)
+    assert len(report.loaded) == len(ours)
+
+
+def test_a_file_without_imagenet_fc6_fc7_is_refused_before_anything_is_copied(vgg16_file):
+    features_only = {k: v for k, v in torch.load(vgg16_file, weights_only=True).items() if k.startswith("features.")}
+    model = build_model("v1")
+    before = model.backbone[0].weight.clone()
+    with pytest.raises(ValueError, match="no ImageNet fc6/fc7"):
+        load_backbone_weights(model, features_only)
+    assert torch.equal(model.backbone[0].weight, before)
