@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-EXPERIMENTS := ablation-aspp
+EXPERIMENTS := ablation-aspp ablation-fov
 
 .PHONY: install test tables $(EXPERIMENTS) list clean
 
@@ -30,7 +30,9 @@ $(EXPERIMENTS): install
 
 # Rebuild every experiment's tables from its records, without training.
 tables: install
-	@for e in $(EXPERIMENTS); do $(BIN)/bench table $$e > /dev/null && echo "results/$$e.{csv,md,tex}"; done
+	@for e in $(EXPERIMENTS); do \
+	    if [ -d results/runs/$$e ]; then $(BIN)/bench table $$e > /dev/null && echo "results/$$e.{csv,md,tex}" || exit 1; \
+	    else echo "$$e: no records yet (make $$e)"; fi; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/wandb results/lightning

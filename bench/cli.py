@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default: online with WANDB_API_KEY set, else offline")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    run.add_argument("--backbone-weights", default=None, metavar="PATH",
+                     help="ImageNet backbone state dict to fine-tune from (width 1, i.e. --scale paper)")
 
     describe = sub.add_parser("describe", help="per variant, without training: params, GFLOPs, receptive field, knobs")
     describe.add_argument("experiment")
@@ -54,7 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--variants", type=_variants, default=None)
     search.add_argument("--images", type=int, default=100, help="held-out images to search on (papers: 100)")
     search.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    score = sub.add_parser("score", help="mIoU of label PNGs against ground-truth label PNGs (same stems)")
+    score.add_argument("pred_dir", type=Path)
+    score.add_argument("gt_dir", type=Path)
+    score.add_argument("--num-classes", type=int, required=True)
     return parser
+
+
+def cmd_score(args) -> int:
+    from bench.evaluation.score import score_dirs
+
+    summary = score_dirs(args.pred_dir, args.gt_dir, args.num_classes)
+    print(f"{summary['images']} images, {args.num_classes} classes")
+    for c, iou in enumerate(summary["per_class_iou"]):
+        print(f"class {c:3d}  IoU " + ("    - (absent)" if iou is None else f"{iou:8.4f}"))
+    print(f"pixel accuracy: {summary['pixel_acc']:.4f}")
+    print(f"mIoU: {summary['miou']:.4f}")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -75,7 +93,8 @@ def cmd_run(args) -> int:
     quiet_libraries()
     result = run_experiment(experiment, results_dir=args.results_dir, scale=args.scale, data=args.data,
                             seeds=args.seeds, variants=args.variants, max_steps=args.max_steps,
-                            wandb_mode=args.wandb, accelerator=args.accelerator)
+                            wandb_mode=args.wandb, accelerator=args.accelerator,
+                            backbone_weights=args.backbone_weights)
     print()
     print(result.tables["md"].read_text())
     print(f"{result.ran} run(s) done, {result.skipped} already recorded; tables: "
@@ -95,23 +114,17 @@ def cmd_describe(args) -> int:
 
     import torch
 
-    from bench.config import protocol_for
     from bench.evaluation.speed import count_gflops, count_params_m
-    from bench.models import build_model, make_config, receptive_field
+    from bench.models import build_model, receptive_field
     from bench.registry import get_experiment
+    from bench.runner import resolve_variant
 
     experiment = get_experiment(args.experiment)
     rows, knob_names = [], []
     for variant in experiment.variants:
-        version = experiment.version_of(variant)
-        protocol = protocol_for(args.scale, version)
-        knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs, **experiment.knobs_of(variant)}
-        try:
-            make_config(version, knobs)
-            with torch.device("meta"):
-                model = build_model(version, **knobs)
-        except ValueError as err:
-            raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+        version, protocol, knobs = resolve_variant(experiment, variant, args.scale)
+        with torch.device("meta"):
+            model = build_model(version, **knobs)
         size = (protocol.fps_size, protocol.fps_size)
         fields = {}
         for name, convention in (("receptive_field", "paper"), ("rf_theoretical", "theoretical")):
@@ -167,7 +180,8 @@ def cmd_crf_search(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search}
+COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
+            "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:

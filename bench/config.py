@@ -75,6 +75,7 @@ class RunConfig:
     data_seed: int = 0  # the synthetic dataset is the same for every run; the seed varies training
     crf: bool = False   # also evaluate mIoU after the dense CRF (v1/v2 tables)
     crf_params: dict[str, Any] = field(default_factory=dict)  # overrides of CRFParams' defaults
+    backbone_weights: str | None = None  # ImageNet backbone state dict (a local file) to start from
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists), so it compares equal to a record's copy."""

@@ -31,6 +31,7 @@ from bench.evaluation.crf_search import search_crf
 from bench.evaluation.evaluate import evaluate_with_crf
 from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
 from bench.models import build_model, make_config
+from bench.models.weights import load_backbone_weights
 from bench.module import SegmentationModule
 from bench.provenance import environment, utc_now
 from bench.registry import Experiment
@@ -57,21 +58,18 @@ def default_wandb_mode() -> str:
 
 def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | None,
               variants: list[str] | None, max_steps: int | None,
-              results_dir: Path = Path("results")) -> list[RunConfig]:
+              results_dir: Path = Path("results"), backbone_weights: str | None = None) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs."""
     selected = experiment.select(variants)
     if max_steps is not None and max_steps < 1:
         raise BenchError(f"--max-steps must be at least 1, got {max_steps}")
+    if backbone_weights is not None:
+        if not Path(backbone_weights).is_file():
+            raise BenchError(f"--backbone-weights {backbone_weights}: no such file")
+        backbone_weights = str(Path(backbone_weights).resolve())
     configs = []
     for variant in selected:
-        version = experiment.version_of(variant)
-        protocol = protocol_for(scale, version)
-        knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs,
-                 **experiment.knobs_of(variant)}
-        try:
-            make_config(version, knobs)
-        except ValueError as err:
-            raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+        version, protocol, knobs = resolve_variant(experiment, variant, scale)
         n_seeds = protocol.seeds if seeds is None else seeds
         if n_seeds < 1:
             raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
@@ -79,10 +77,13 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
             cfg = RunConfig(experiment=experiment.name, variant=variant.name,
                             variant_index=experiment.variant_names().index(variant.name), seed=seed,
                             scale=scale, data=data, version=version, knobs=knobs, protocol=protocol,
-                            crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name))
+                            crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
+                            backbone_weights=backbone_weights)
             configs.append(cfg.with_max_steps(max_steps))
-    for cfg in configs[:1]:  # a bad --data spec fails here, before anything runs
+    for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
+        if backbone_weights is not None:
+            _initial_model(cfg)
     return configs
 
 
@@ -90,6 +91,31 @@ def _datamodule(cfg: RunConfig) -> SegmentationDataModule:
     p = cfg.protocol
     return SegmentationDataModule(cfg.data, data_seed=cfg.data_seed, image_size=p.crop_size,
                                   batch_size=p.batch_size, num_train=p.num_train, num_val=p.num_val)
+
+
+def resolve_variant(experiment: Experiment, variant, scale: str) -> tuple[str, Any, dict[str, Any]]:
+    """(version, protocol, validated model knobs) of a variant at a scale: the scale's width and
+    model knobs, overridden by the experiment's fixed knobs and the variant's own."""
+    version = experiment.version_of(variant)
+    protocol = protocol_for(scale, version)
+    knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs,
+             **experiment.knobs_of(variant)}
+    try:
+        make_config(version, knobs)
+    except ValueError as err:
+        raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+    return version, protocol, knobs
+
+
+def _initial_model(cfg: RunConfig):
+    """The variant's network, with ImageNet backbone weights when the run asks for them."""
+    model = build_model(cfg.version, **cfg.knobs)
+    if cfg.backbone_weights is not None:
+        try:
+            load_backbone_weights(model, cfg.backbone_weights)
+        except ValueError as err:
+            raise BenchError(f"--backbone-weights {cfg.backbone_weights}: {err}") from err
+    return model
 
 
 def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
@@ -104,12 +130,13 @@ def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
 def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "tiny",
                    data: str = "synthetic", seeds: int | None = None,
                    variants: list[str] | None = None, max_steps: int | None = None,
-                   wandb_mode: str | None = None, accelerator: str = "auto") -> SweepResult:
+                   wandb_mode: str | None = None, accelerator: str = "auto",
+                   backbone_weights: str | None = None) -> SweepResult:
     wandb_mode = wandb_mode or default_wandb_mode()
     if wandb_mode not in WANDB_MODES:
         raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
-                        max_steps=max_steps, results_dir=results_dir)
+                        max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
     failed = []
@@ -171,7 +198,7 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     p = cfg.protocol
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
-    model = build_model(cfg.version, **cfg.knobs)
+    model = _initial_model(cfg)
     module = SegmentationModule(model, num_classes=cfg.knobs["num_classes"], max_steps=p.max_steps,
                                 lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,

@@ -86,6 +86,8 @@ def test_list_shows_ablation_aspp():
     (["run", "ablation-aspp", "--data", "imagenet"], "synthetic"),
     (["run", "ablation-aspp", "--seeds", "0"], "--seeds must be at least 1"),
     (["table", "ablation-aspp", "--results-dir", "/nonexistent/results"], "no records of ablation-aspp"),
+    (["run", "ablation-aspp", "--backbone-weights", "/nonexistent/vgg16.pth"], "no such file"),
+    (["run", "ablation-aspp", "--max-steps", "0"], "--max-steps must be at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     proc = bench(*args, cwd=tmp_path)
@@ -120,3 +122,16 @@ def test_crf_search_stores_the_best_parameters_and_rescores_the_records(sweep):
     record = json.loads((results / "runs" / "ablation-aspp" / "largefov" / "seed-0.json").read_text())
     assert record["metrics"]["crf_params"] == found["best"] == record["config"]["crf_params"]
     assert "largefov:" in proc.stdout
+
+
+def test_imagenet_weights_at_the_tiny_width_are_refused_before_anything_runs(tmp_path):
+    import torch
+    from torchvision.models import vgg16_bn
+
+    weights = tmp_path / "vgg16_bn.pth"
+    torch.save(vgg16_bn(weights=None).state_dict(), weights)
+    proc = bench("run", "ablation-aspp", "--backbone-weights", str(weights), "--results-dir",
+                 str(tmp_path / "results"), cwd=tmp_path)
+    assert proc.returncode == 2 and "width" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results" / "runs").exists()

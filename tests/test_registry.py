@@ -40,3 +40,30 @@ def test_duplicate_names_are_rejected():
     with pytest.raises(ValueError, match="variant 'a' twice"):
         Experiment(name="x", description="", version="v2", paper_table="", scientific_knobs=(),
                    variants=(Variant("a"), Variant("a")))
+
+
+def _all_variants():
+    return [(name, v.name) for name, exp in sorted(experiments().items()) for v in exp.variants]
+
+
+@pytest.mark.parametrize("name,variant", _all_variants())
+def test_every_registered_variant_trains_forward_and_backward_on_an_odd_size(name, variant):
+    """Each variant of each experiment, as the tiny scale builds it: input-sized finite logits,
+    a gradient for every parameter (timm-style: tested the moment it is registered)."""
+    import torch
+
+    from bench.models import build_model
+    from bench.runner import resolve_variant
+
+    exp = get_experiment(name)
+    version, _, knobs = resolve_variant(exp, exp.select([variant])[0], "tiny")
+    torch.manual_seed(0)
+    model = build_model(version, **{**knobs, "width": min(knobs["width"], 0.125)}).train()
+    x = torch.randn(2, 3, 65, 97)
+    out = model(x)
+    logits = out["out"] if isinstance(out, dict) else out
+    assert logits.shape == (2, knobs["num_classes"], 65, 97)
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(dim=1).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
