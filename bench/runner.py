@@ -21,10 +21,13 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from bench import report
+from bench import plots, report
 from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
-from bench.data import SegmentationDataModule
+import numpy as np
+
+from bench.data import SegmentationDataModule, denormalize
+from bench.evaluation.pictures import prediction_grid, predict_examples, save_png
 from bench.errors import BenchError
 from bench.evaluation.crf import CRFParams
 from bench.evaluation.crf_search import search_crf
@@ -163,8 +166,17 @@ def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None
                          f"run `bench run {experiment.name}` first")
     summary = report.aggregate(records)
     scale = scale or _scale_of_records(results_dir, experiment.name)
-    return report.write_tables(summary, results_dir, experiment.name,
-                               title=experiment.paper_table, scale=scale)
+    tables = report.write_tables(summary, results_dir, experiment.name,
+                                 title=experiment.paper_table, scale=scale)
+    ok = summary[summary["status"] == "ok"]
+    if not ok.empty:
+        tables["png"] = plots.plot_tradeoff(ok, results_dir / f"{experiment.name}.png",
+                                            title=f"{experiment.paper_table} (scale: {scale})")
+    trimap = plots.plot_trimap(results_dir, experiment.name, results_dir / f"{experiment.name}-trimap.png",
+                               title=f"{experiment.name}: trimap (scale: {scale})")
+    if trimap is not None:
+        tables["trimap"] = trimap
+    return tables
 
 
 def _scale_of_records(results_dir: Path, name: str) -> str:
@@ -225,6 +237,9 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
         metrics.update(crf)
 
     device = module.device
+    picture = draw_predictions(cfg, model, datamodule, results_dir, device)
+    if logger is not None:
+        _log_picture(logger, picture, cfg, datamodule, model, device)
     size = (p.fps_size, p.fps_size)
     speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
     result = {
@@ -239,6 +254,40 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     if logger is not None:
         _finish_wandb(logger, result)
     return result
+
+
+PICTURE_IMAGES = 4  # validation images per prediction grid
+
+
+def picture_path(results_dir: Path, cfg: RunConfig) -> Path:
+    return Path(results_dir) / "pictures" / cfg.experiment / f"{cfg.variant}-seed-{cfg.seed}.png"
+
+
+def draw_predictions(cfg: RunConfig, model, datamodule: SegmentationDataModule, results_dir: Path,
+                     device) -> Path:
+    """The first validation images as image | ground truth | prediction [| + CRF]."""
+    images, masks = next(iter(datamodule.val_dataloader()))
+    images, masks = images[:PICTURE_IMAGES], masks[:PICTURE_IMAGES].numpy()
+    raw = denormalize(images)
+    crf = CRFParams(**cfg.crf_params) if cfg.crf else None
+    preds, preds_crf = predict_examples(model, images, raw, crf, device)
+    return save_png(prediction_grid(raw, masks, preds, preds_crf), picture_path(results_dir, cfg))
+
+
+def _log_picture(logger, picture: Path, cfg: RunConfig, datamodule, model, device) -> None:
+    """The grid, and the first image with prediction / ground-truth masks W&B can toggle."""
+    try:
+        import wandb
+
+        images, masks = next(iter(datamodule.val_dataloader()))
+        preds, _ = predict_examples(model, images[:1], denormalize(images[:1]), None, device)
+        labels = dict(enumerate(datamodule.class_names))
+        overlay = wandb.Image(denormalize(images[:1])[0], masks={
+            "predictions": {"mask_data": preds[0].astype(np.uint8), "class_labels": labels},
+            "ground_truth": {"mask_data": masks[0].numpy().astype(np.uint8), "class_labels": labels}})
+        logger.experiment.log({"predictions": wandb.Image(str(picture)), "overlay": overlay})
+    except Exception as err:
+        _warn_wandb_once(err)
 
 
 def _paper_numbers(cfg: RunConfig) -> dict[str, float | None]:
@@ -380,6 +429,8 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: Path,
             record["metrics"].update(crf)
             record["config"]["crf_params"] = best_dict
             write_json_atomic(path, record)
+            draw_predictions(RunConfig.from_dict(record["config"]), model, datamodule, results_dir,
+                             torch.device("cpu"))
         chosen[variant.name] = {"best": best_dict, "history": history}
     if not chosen:
         raise BenchError(f"no finished runs of {experiment.name} under {results_dir}; "

@@ -135,3 +135,16 @@ def test_imagenet_weights_at_the_tiny_width_are_refused_before_anything_runs(tmp
     assert proc.returncode == 2 and "width" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_run_draws_a_prediction_grid_per_run_and_logs_it_to_wandb(sweep):
+    from PIL import Image
+
+    results, _ = sweep
+    for variant in ("largefov", "aspp-s", "aspp-l"):
+        grid = Image.open(results / "pictures" / "ablation-aspp" / f"{variant}-seed-0.png")
+        # 4 images x (image | truth | prediction | + CRF), 128 px panels, 2 px gaps
+        assert grid.size == (4 * 128 + 3 * 2, 4 * 128 + 3 * 2)
+    media = list((results / "wandb").glob("wandb/offline-run-*/files/media/images/*.png"))
+    assert len(media) >= 3
+    assert (results / "ablation-aspp.png").exists() and (results / "ablation-aspp-trimap.png").exists()

@@ -45,3 +45,12 @@ def test_describe_an_unknown_experiment_is_a_one_line_error():
     done = describe("no-such-experiment")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "valid: ablation-aspp" in done.stderr
+
+
+def test_describe_ablation_fov_shows_v1_table_2_parameters_and_receptive_fields():
+    table = rows("ablation-fov", "--scale", "paper")
+    assert list(table) == ["crf-7x7", "crf", "crf-4x4", "crf-largefov"]
+    params = [float(r["params_m"]) for r in table.values()]
+    for ours, paper in zip(params, [134.3, 65.1, 65.1, 20.5]):  # v1 Table 2
+        assert ours == pytest.approx(paper, rel=0.01)
+    assert [r["receptive_field"] for r in table.values()] == ["224", "128", "224", "224"]
