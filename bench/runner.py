@@ -38,8 +38,8 @@ from bench.models.weights import load_backbone_weights
 from bench.module import SegmentationModule
 from bench.provenance import environment, utc_now
 from bench.registry import Experiment
-from bench.results import (SCHEMA_VERSION, load_records, read_record, record_path, write_json_atomic,
-                           write_record)
+from bench.results import (SCHEMA_VERSION, find_records, load_records, read_record, record_path,
+                           write_json_atomic, write_record)
 
 WANDB_MODES = ("online", "offline", "disabled")
 WANDB_PROJECT = "deeplab-bench"
@@ -180,8 +180,6 @@ def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None
 
 
 def _scale_of_records(results_dir: Path, name: str) -> str:
-    from bench.results import find_records
-
     scales = {read_record(p)["config"].get("scale") for p in find_records(results_dir, name)}
     return scales.pop() if len(scales) == 1 else "mixed"
 

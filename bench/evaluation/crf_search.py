@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bench.evaluation.crf import CRFParams, dense_crf_batch
-from bench.evaluation.evaluate import _confusion, predict_chunks
-from bench.evaluation.metrics import summarize_confusion
+from bench.evaluation.evaluate import predict_chunks
+from bench.evaluation.metrics import confusion_from_labels, summarize_confusion
 
 VOC_SIZE = 500  # px, the long side of a PASCAL VOC image, which the papers' grid refers to
 
@@ -47,7 +47,7 @@ def search_crf(model: nn.Module, loader: DataLoader, *, num_classes: int, image_
     def score(params: CRFParams) -> float:
         if params not in tried:
             labels = np.stack(dense_crf_batch(images, probs, params, workers))
-            tried[params] = summarize_confusion(_confusion(labels, masks, num_classes, ignore_index))["miou"]
+            tried[params] = summarize_confusion(confusion_from_labels(labels, masks, num_classes, ignore_index))["miou"]
         return tried[params]
 
     best = start

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bench.evaluation.crf import CRFParams, dense_crf_batch
-from bench.evaluation.metrics import summarize_confusion
+from bench.evaluation.metrics import confusion_from_labels, summarize_confusion
 from bench.evaluation.trimap import TrimapMetric
 
 CHUNK = 32  # images whose probabilities are held at once
@@ -43,12 +43,6 @@ def predict_chunks(model: nn.Module, loader: DataLoader, device: torch.device) -
         yield np.stack(images), np.stack(probs), np.stack(masks)
 
 
-def _confusion(preds: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int) -> torch.Tensor:
-    keep = masks != ignore_index
-    codes = masks[keep].astype(np.int64) * num_classes + preds[keep].astype(np.int64)
-    return torch.from_numpy(np.bincount(codes, minlength=num_classes ** 2).reshape(num_classes, num_classes))
-
-
 def _curve(trimap: TrimapMetric) -> dict[str, list]:
     """{"width_px": [...], "miou": [...]}: lists keep the order through JSON."""
     curve = trimap.compute()
@@ -57,26 +51,22 @@ def _curve(trimap: TrimapMetric) -> dict[str, list]:
 
 def evaluate_with_crf(model: nn.Module, loader: DataLoader, *, num_classes: int, device: torch.device,
                       params: CRFParams = CRFParams(), workers: int | None = None,
-                      ignore_index: int = 255, limit: int | None = None) -> dict:
+                      ignore_index: int = 255) -> dict:
     """mIoU before and after CRF, trimap curves of both, and the CRF's seconds per image."""
     raw_cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
     crf_cm = torch.zeros_like(raw_cm)
     raw_trimap, crf_trimap = TrimapMetric(num_classes), TrimapMetric(num_classes)
     crf_seconds, n_images = 0.0, 0
     for images, probs, masks in predict_chunks(model, loader, device):
-        if limit is not None:
-            images, probs, masks = images[: limit - n_images], probs[: limit - n_images], masks[: limit - n_images]
         raw = probs.argmax(axis=1)
         start = time.perf_counter()
         refined = np.stack(dense_crf_batch(list(images), list(probs), params, workers))
         crf_seconds += time.perf_counter() - start
         n_images += len(images)
-        raw_cm += _confusion(raw, masks, num_classes, ignore_index)
-        crf_cm += _confusion(refined, masks, num_classes, ignore_index)
+        raw_cm += confusion_from_labels(raw, masks, num_classes, ignore_index)
+        crf_cm += confusion_from_labels(refined, masks, num_classes, ignore_index)
         raw_trimap.update(torch.from_numpy(raw), torch.from_numpy(masks))
         crf_trimap.update(torch.from_numpy(refined), torch.from_numpy(masks))
-        if limit is not None and n_images >= limit:
-            break
     raw_summary, crf_summary = summarize_confusion(raw_cm), summarize_confusion(crf_cm)
     return {
         "miou": raw_summary["miou"],

@@ -8,6 +8,7 @@ IoU = diag / (row + col - diag), averaged over the classes whose union is non-em
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -37,3 +38,11 @@ def summarize_confusion(confusion: torch.Tensor) -> dict:
         "mean_acc": 100.0 * float(torch.nanmean(acc)) if (gt > 0).any() else float("nan"),
         "per_class_iou": [None if torch.isnan(v) else 100.0 * float(v) for v in iou],
     }
+
+
+def confusion_from_labels(preds: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+    """The same confusion matrix as confusion_matrix_metric, for label arrays outside a training
+    loop (CRF outputs, trimap bands): rows ground truth, columns prediction, 255 left out."""
+    keep = masks != ignore_index
+    codes = masks[keep].astype(np.int64) * num_classes + preds[keep].astype(np.int64)
+    return torch.from_numpy(np.bincount(codes, minlength=num_classes ** 2).reshape(num_classes, num_classes))
