@@ -21,6 +21,19 @@ def _variants(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _scales(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be numbers separated by commas, got {text!r}") from None
+
+
+def _inference(args) -> dict:
+    """Only the test-time options given on the command line; they override the experiment's."""
+    given = {"scales": args.eval_scales, "flip": args.eval_flip or None, "output_stride": args.eval_output_stride}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Rerun the DeepLab papers' ablations.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -39,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default: online with WANDB_API_KEY set, else offline")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    run.add_argument("--eval-scales", type=_scales, default=None, metavar="S,S,...",
+                     help="multi-scale test inputs, probabilities averaged (v3: 0.5,0.75,1,1.25,1.5,1.75)")
+    run.add_argument("--eval-flip", action="store_true", help="add left-right flipped inputs at test time")
+    run.add_argument("--eval-output-stride", type=int, default=None, choices=(8, 16, 32),
+                     help="evaluate v3/v3+ at another output stride than training's (v3: train 16, eval 8)")
     run.add_argument("--backbone-weights", default=None, metavar="PATH",
                      help="ImageNet backbone state dict to fine-tune from (width 1, i.e. --scale paper)")
 
@@ -94,7 +112,7 @@ def cmd_run(args) -> int:
     result = run_experiment(experiment, results_dir=args.results_dir, scale=args.scale, data=args.data,
                             seeds=args.seeds, variants=args.variants, max_steps=args.max_steps,
                             wandb_mode=args.wandb, accelerator=args.accelerator,
-                            backbone_weights=args.backbone_weights)
+                            backbone_weights=args.backbone_weights, inference=_inference(args))
     print()
     print(result.tables["md"].read_text())
     print(f"{result.ran} run(s) done, {result.skipped} already recorded; tables: "

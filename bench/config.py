@@ -6,7 +6,7 @@ A RunConfig is written into every record, so a table row can always be traced to
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from bench.errors import BenchError
@@ -84,6 +84,7 @@ class RunConfig:
     crf: bool = False   # also evaluate mIoU after the dense CRF (v1/v2 tables)
     crf_params: dict[str, Any] = field(default_factory=dict)  # overrides of CRFParams' defaults
     backbone_weights: str | None = None  # ImageNet backbone state dict (a local file) to start from
+    inference: dict[str, Any] = field(default_factory=dict)  # test-time strategy (evaluation.inference)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists), so it compares equal to a record's copy."""
@@ -91,6 +92,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BenchError(f"run config has unknown field(s) {', '.join(unknown)}; written by another version?")
         return cls(**{**data, "protocol": Protocol(**data["protocol"])})
 
     def with_max_steps(self, max_steps: int | None) -> "RunConfig":

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.evaluation.inference import Inference, predict_probs
 from bench.evaluation.metrics import confusion_matrix_metric, summarize_confusion
 
 
@@ -27,12 +28,13 @@ class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, *, num_classes: int, max_steps: int, lr: float,
                  momentum: float = 0.9, weight_decay: float = 5e-4, poly_power: float = 0.9,
                  classifier_lr_mult: float = 1.0, ignore_index: int = 255,
-                 run_config: dict[str, Any] | None = None):
+                 inference: dict[str, Any] | None = None, run_config: dict[str, Any] | None = None):
         super().__init__()
         self.model = model
         self.save_hyperparameters(ignore=["model"])
         self.confusion = confusion_matrix_metric(num_classes, ignore_index)
         self.val_metrics: dict[str, Any] = {}
+        self.inference = Inference(**(inference or {}))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -56,7 +58,8 @@ class SegmentationModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         images, masks = batch
-        self.confusion.update(self.model(images).argmax(dim=1), masks)
+        scores = self.model(images) if self.inference.is_plain else predict_probs(self.model, images, self.inference)
+        self.confusion.update(scores.argmax(dim=1), masks)
 
     def on_validation_epoch_end(self):
         summary = summarize_confusion(self.confusion.compute())

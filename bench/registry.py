@@ -24,6 +24,7 @@ class Variant:
     paper_miou: float | None = None       # before CRF, percent
     paper_miou_crf: float | None = None   # after CRF, percent
     version: str | None = None            # defaults to the experiment's version
+    inference: dict[str, Any] = field(default_factory=dict)  # test-time scales / flip / output_stride
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from bench.errors import BenchError
 from bench.evaluation.crf import CRFParams
 from bench.evaluation.crf_search import search_crf
 from bench.evaluation.evaluate import evaluate_with_crf
+from bench.evaluation.inference import Inference, at_output_stride
 from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
 from bench.models import build_model, make_config
 from bench.models.weights import load_backbone_weights
@@ -61,7 +62,8 @@ def default_wandb_mode() -> str:
 
 def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | None,
               variants: list[str] | None, max_steps: int | None,
-              results_dir: Path = Path("results"), backbone_weights: str | None = None) -> list[RunConfig]:
+              results_dir: Path = Path("results"), backbone_weights: str | None = None,
+              inference: dict[str, Any] | None = None) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs."""
     selected = experiment.select(variants)
     if max_steps is not None and max_steps < 1:
@@ -73,6 +75,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
     configs = []
     for variant in selected:
         version, protocol, knobs = resolve_variant(experiment, variant, scale)
+        strategy = check_inference(experiment, variant, version, knobs, {**variant.inference, **(inference or {})})
         n_seeds = protocol.seeds if seeds is None else seeds
         if n_seeds < 1:
             raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
@@ -81,7 +84,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
                             variant_index=experiment.variant_names().index(variant.name), seed=seed,
                             scale=scale, data=data, version=version, knobs=knobs, protocol=protocol,
                             crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
-                            backbone_weights=backbone_weights)
+                            backbone_weights=backbone_weights, inference=strategy)
             configs.append(cfg.with_max_steps(max_steps))
     for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
@@ -110,6 +113,24 @@ def resolve_variant(experiment: Experiment, variant, scale: str) -> tuple[str, A
     return version, protocol, knobs
 
 
+def check_inference(experiment: Experiment, variant, version: str, knobs: dict[str, Any],
+                    inference: dict[str, Any]) -> dict[str, Any]:
+    """The variant's test-time strategy, validated (an eval output stride needs a v3/v3+ model)."""
+    try:
+        strategy = Inference(**inference)
+        if strategy.output_stride is not None:
+            make_config(version, {**knobs, "output_stride": strategy.output_stride})
+    except (TypeError, ValueError) as err:
+        raise BenchError(f"{experiment.name}/{variant.name}: inference {inference}: {err}") from err
+    return strategy.to_dict() if not strategy == Inference() else {}
+
+
+def eval_model(cfg: RunConfig, model):
+    """The trained network as evaluated: rebuilt at the eval output stride when one is asked."""
+    os_ = cfg.inference.get("output_stride")
+    return at_output_stride(model, lambda s: build_model(cfg.version, **{**cfg.knobs, "output_stride": s}), os_)
+
+
 def _initial_model(cfg: RunConfig):
     """The variant's network, with ImageNet backbone weights when the run asks for them."""
     model = build_model(cfg.version, **cfg.knobs)
@@ -127,19 +148,21 @@ def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
     if not path.exists():
         return False
     record = read_record(path)
-    return record["status"] == "ok" and record["config"] == cfg.to_dict()
+    # from_dict fills fields added since the record was written with their defaults
+    return record["status"] == "ok" and RunConfig.from_dict(record["config"]).to_dict() == cfg.to_dict()
 
 
 def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "tiny",
                    data: str = "synthetic", seeds: int | None = None,
                    variants: list[str] | None = None, max_steps: int | None = None,
                    wandb_mode: str | None = None, accelerator: str = "auto",
-                   backbone_weights: str | None = None) -> SweepResult:
+                   backbone_weights: str | None = None, inference: dict[str, Any] | None = None) -> SweepResult:
     wandb_mode = wandb_mode or default_wandb_mode()
     if wandb_mode not in WANDB_MODES:
         raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
-                        max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights)
+                        max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
+                        inference=inference)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
     failed = []
@@ -212,7 +235,7 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     module = SegmentationModule(model, num_classes=cfg.knobs["num_classes"], max_steps=p.max_steps,
                                 lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
-                                run_config=cfg.to_dict())
+                                inference=cfg.inference, run_config=cfg.to_dict())
     logger = _wandb_logger(cfg, results_dir, wandb_mode)
     trainer = pl.Trainer(
         max_steps=p.max_steps, accelerator=accelerator, devices=1, logger=logger or False,
@@ -226,11 +249,13 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     train_seconds = time.perf_counter() - t0
     save_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed), model,
                     cfg.version, cfg.knobs)
+    model = module.model = eval_model(cfg, model)  # the network as evaluated (and timed)
     trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
     metrics = dict(module.val_metrics)
+    inference = Inference(**cfg.inference)
     if cfg.crf:
         crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
-                                device=module.device, params=CRFParams(**cfg.crf_params))
+                                device=module.device, params=CRFParams(**cfg.crf_params), inference=inference)
         crf.pop("miou")  # the same confusion as Lightning's validation; keep one source
         metrics.update(crf)
 
@@ -268,7 +293,7 @@ def draw_predictions(cfg: RunConfig, model, datamodule: SegmentationDataModule, 
     images, masks = images[:PICTURE_IMAGES], masks[:PICTURE_IMAGES].numpy()
     raw = denormalize(images)
     crf = CRFParams(**cfg.crf_params) if cfg.crf else None
-    preds, preds_crf = predict_examples(model, images, raw, crf, device)
+    preds, preds_crf = predict_examples(model, images, raw, crf, device, Inference(**cfg.inference))
     return save_png(prediction_grid(raw, masks, preds, preds_crf), picture_path(results_dir, cfg))
 
 
@@ -419,10 +444,10 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: Path,
                            "weights": f"seed-{first.seed}", "date": utc_now()})
         for path, record in found:
             cfg = RunConfig.from_dict(record["config"])
-            model = load_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed),
-                                    cfg.version, cfg.knobs)
+            model = eval_model(cfg, load_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant,
+                                                                    cfg.seed), cfg.version, cfg.knobs))
             crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
-                                    device=torch.device("cpu"), params=best)
+                                    device=torch.device("cpu"), params=best, inference=Inference(**cfg.inference))
             crf.pop("miou")
             record["metrics"].update(crf)
             record["config"]["crf_params"] = best_dict

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bench.evaluation.crf import CRFParams, dense_crf_batch
+from bench.evaluation.inference import Inference, predict_probs
 from bench.evaluation.metrics import confusion_from_labels, summarize_confusion
 from bench.evaluation.trimap import TrimapMetric
 
@@ -28,13 +29,14 @@ def _denormalize(images: torch.Tensor) -> np.ndarray:
     return denormalize(images)
 
 
-def predict_chunks(model: nn.Module, loader: DataLoader, device: torch.device) -> Iterator[tuple]:
+def predict_chunks(model: nn.Module, loader: DataLoader, device: torch.device,
+                   inference: Inference = Inference()) -> Iterator[tuple]:
     """Yields (uint8 images (N,H,W,3), probabilities (N,C,H,W) float32, masks (N,H,W)) chunks."""
     model.eval()
     images, probs, masks = [], [], []
     with torch.inference_mode():
         for x, y in loader:
-            p = model(x.to(device)).softmax(dim=1).float().cpu().numpy()
+            p = predict_probs(model, x.to(device), inference).float().cpu().numpy()
             images.extend(_denormalize(x)), probs.extend(p), masks.extend(y.numpy())
             if len(images) >= CHUNK:
                 yield np.stack(images), np.stack(probs), np.stack(masks)
@@ -51,13 +53,13 @@ def _curve(trimap: TrimapMetric) -> dict[str, list]:
 
 def evaluate_with_crf(model: nn.Module, loader: DataLoader, *, num_classes: int, device: torch.device,
                       params: CRFParams = CRFParams(), workers: int | None = None,
-                      ignore_index: int = 255) -> dict:
+                      ignore_index: int = 255, inference: Inference = Inference()) -> dict:
     """mIoU before and after CRF, trimap curves of both, and the CRF's seconds per image."""
     raw_cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
     crf_cm = torch.zeros_like(raw_cm)
     raw_trimap, crf_trimap = TrimapMetric(num_classes), TrimapMetric(num_classes)
     crf_seconds, n_images = 0.0, 0
-    for images, probs, masks in predict_chunks(model, loader, device):
+    for images, probs, masks in predict_chunks(model, loader, device, inference):
         raw = probs.argmax(axis=1)
         start = time.perf_counter()
         refined = np.stack(dense_crf_batch(list(images), list(probs), params, workers))

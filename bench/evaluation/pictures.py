@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 
 from bench.evaluation.crf import CRFParams, dense_crf_batch
+from bench.evaluation.inference import Inference, predict_probs
 
 
 def voc_palette(n: int = 256) -> np.ndarray:
@@ -54,11 +55,12 @@ def prediction_grid(images: np.ndarray, truths: np.ndarray, preds: np.ndarray,
 
 
 def predict_examples(model: nn.Module, images: torch.Tensor, uint8_images: np.ndarray,
-                     crf_params: CRFParams | None, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+                     crf_params: CRFParams | None, device: torch.device,
+                     inference: Inference = Inference()) -> tuple[np.ndarray, np.ndarray | None]:
     """Argmax predictions of a few normalised images, and their CRF refinement when asked."""
     model.eval()
     with torch.inference_mode():
-        probs = model(images.to(device)).softmax(dim=1).float().cpu().numpy()
+        probs = predict_probs(model, images.to(device), inference).float().cpu().numpy()
     preds = probs.argmax(axis=1)
     if crf_params is None:
         return preds, None
