@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 EXPERIMENTS := ablation-aspp ablation-fov
 
-.PHONY: install test tables $(EXPERIMENTS) list clean
+.PHONY: install test tables bench $(EXPERIMENTS) list clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 test: install
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q
+
+# Benchmarks measured side by side in one run -> results/bench.md, results/bench.csv
+bench: install
+	$(BIN)/python -m bench.benchmarks --out results
 
 list: install
 	$(BIN)/bench list

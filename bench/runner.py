@@ -265,9 +265,12 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
         _log_picture(logger, picture, cfg, datamodule, model, device)
     size = (p.fps_size, p.fps_size)
     speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
+    speed_batch = measure_fps(model, size, batch_size=p.batch_size, warmup=p.fps_warmup,
+                              iters=p.fps_iters, device=device)
     result = {
         "metrics": metrics,
         "speed": speed,
+        "speed_batch": speed_batch,  # the same protocol at the training batch size
         "params_m": count_params_m(model),
         "gflops": count_gflops(model, size, device=device),
         "paper": _paper_numbers(cfg),

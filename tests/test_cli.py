@@ -34,6 +34,7 @@ def test_run_writes_one_record_per_variant_with_metrics_and_provenance(sweep):
         assert 0.0 <= record["metrics"]["miou"] <= 100.0
         assert len(record["metrics"]["per_class_iou"]) == 21
         assert record["speed"]["fps"] > 0 and record["speed"]["iters"] >= 10
+        assert record["speed"]["batch_size"] == 1 and record["speed_batch"]["batch_size"] == 8
         assert record["params_m"] > 0 and record["gflops"] > 0
         assert record["config"]["protocol"]["max_steps"] == 2
         assert record["config"]["knobs"]["head"] == variant
