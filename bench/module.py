@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.evaluation.inference import Inference, predict_probs
-from bench.evaluation.metrics import confusion_matrix_metric, summarize_confusion
+from bench.evaluation.metrics import confusion_matrix_metric, cpu_bincount_allowed, summarize_confusion
 
 
 def poly_lr_factor(step: int, max_steps: int, power: float = 0.9) -> float:
@@ -59,7 +59,8 @@ class SegmentationModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         images, masks = batch
         scores = self.model(images) if self.inference.is_plain else predict_probs(self.model, images, self.inference)
-        self.confusion.update(scores.argmax(dim=1), masks)
+        with cpu_bincount_allowed(scores.device):
+            self.confusion.update(scores.argmax(dim=1), masks)
 
     def on_validation_epoch_end(self):
         summary = summarize_confusion(self.confusion.compute())

@@ -53,3 +53,21 @@ def test_msc_loss_sums_the_fused_and_every_scale_output():
     ce = lambda x: torch.nn.functional.cross_entropy(x, masks, ignore_index=255)
     assert len(out["scales"]) == 3
     assert torch.allclose(module.loss(out, masks), ce(out["out"]) + sum(ce(s) for s in out["scales"]))
+
+
+def test_deterministic_mode_is_restored_after_a_fast_cpu_confusion_update():
+    from bench.evaluation.metrics import cpu_bincount_allowed
+
+    metric = confusion_matrix_metric(21)
+    pred, gt = torch.randint(0, 21, (2, 16, 16)), torch.randint(0, 21, (2, 16, 16))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with cpu_bincount_allowed(pred.device):
+            assert not torch.are_deterministic_algorithms_enabled()
+            metric.update(pred, gt)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    expected, _ = numpy_miou(pred.numpy(), gt.numpy(), 21)
+    assert summarize_confusion(metric.compute())["miou"] == pytest.approx(expected, abs=1e-6)

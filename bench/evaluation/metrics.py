@@ -8,6 +8,9 @@ IoU = diag / (row + col - diag), averaged over the classes whose union is non-em
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -16,6 +19,25 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 def confusion_matrix_metric(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:
     """Rows are ground truth, columns predictions (torchmetrics' convention)."""
     return MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=ignore_index, normalize=None)
+
+
+@contextmanager
+def cpu_bincount_allowed(device: torch.device) -> Iterator[None]:
+    """Let torchmetrics use torch.bincount on the CPU under deterministic mode.
+
+    With deterministic algorithms on, torchmetrics replaces bincount by a loop over all
+    classes^2 cells - measured 0.29 s instead of 0.003 s per 8 x 128 x 128 batch here. On the CPU
+    torch.bincount is deterministic anyway, so the flag is lifted there for the update only.
+    """
+    lift = device.type == "cpu" and torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if lift:
+        torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        if lift:
+            torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
 def summarize_confusion(confusion: torch.Tensor) -> dict:
