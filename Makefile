@@ -4,9 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-EXPERIMENTS := ablation-aspp ablation-fov
+# Every registered experiment (tests/test_registry.py checks this list against `bench list`).
+EXPERIMENTS := ablation-fov ablation-kernel ablation-dilation ablation-msc ablation-aspp \
+               ablation-image-pooling ablation-multigrid ablation-output-stride ablation-crf \
+               ablation-decoder versions
 
-.PHONY: install test tables bench $(EXPERIMENTS) list clean
+.PHONY: install test tables bench ablations $(EXPERIMENTS) list clean
 
 install: $(STAMP)
 
@@ -31,6 +34,9 @@ list: install
 # One target per registered experiment: `make ablation-aspp` = `bench run ablation-aspp`.
 $(EXPERIMENTS): install
 	$(BIN)/bench run $@
+
+# Every experiment in turn (resumable: finished runs are skipped).
+ablations: $(EXPERIMENTS)
 
 # Rebuild every experiment's tables from its records, without training.
 tables: install

@@ -67,3 +67,34 @@ def test_every_registered_variant_trains_forward_and_backward_on_an_odd_size(nam
     logits.logsumexp(dim=1).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, missing
+
+
+def _makefile_experiments() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
+    block = re.search(r"^EXPERIMENTS := (.*?)(?<!\\)\n", text, re.S | re.M).group(1)
+    return block.replace("\\", " ").split()
+
+
+def test_the_makefile_has_a_target_for_every_registered_experiment():
+    assert sorted(_makefile_experiments()) == sorted(experiments())
+
+
+def test_all_eleven_experiments_of_the_four_papers_are_registered():
+    assert sorted(experiments()) == sorted([
+        "ablation-fov", "ablation-kernel", "ablation-dilation", "ablation-msc", "ablation-aspp",
+        "ablation-image-pooling", "ablation-multigrid", "ablation-output-stride", "ablation-crf",
+        "ablation-decoder", "versions"])
+
+
+@pytest.mark.parametrize("name", sorted(experiments()))
+def test_make_dry_run_of_each_experiment_runs_bench_run(name):
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["make", "-n", name], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert f"bench run {name}" in proc.stdout

@@ -1,0 +1,25 @@
+"""ablation-image-pooling: v3's ASPP with and without the image-level (global pooling) branch.
+
+Paper: DeepLab v3 (arXiv'17), Table 5 "ASPP" (ResNet-101, OS 16, multigrid (1, 2, 4), ASPP rates
+(6, 12, 18)): adding image pooling gives the best model, 77.21. The row without image pooling is
+not in ../shared/reference/paper-tables.md as a checked number, so its paper column stays empty.
+Scientific knob: ``image_pooling``. Fixed: ResNet-101, OS 16, multigrid (1, 2, 4), rates (6, 12, 18).
+
+    make ablation-image-pooling # = bench run ablation-image-pooling
+"""
+
+from bench.registry import Experiment, Variant
+
+EXPERIMENT = Experiment(
+    name="ablation-image-pooling",
+    description="v3 ASPP (6,12,18) with vs without image pooling, multigrid (1,2,4) [v3 Table 5]",
+    version="v3",
+    paper_table="DeepLab v3 Table 5 (ASPP, ResNet-101, OS 16), VOC 2012 val",
+    scientific_knobs=("image_pooling",),
+    fixed_knobs={"backbone": "resnet101", "output_stride": 16, "multigrid": (1, 2, 4),
+                 "aspp_rates": (6, 12, 18)},
+    variants=(
+        Variant("aspp", {"image_pooling": False}),
+        Variant("aspp+image-pooling", {"image_pooling": True}, paper_miou=77.21),
+    ),
+)
