@@ -1,14 +1,23 @@
 """`make bench`: measured side by side in one run, written to results/bench.md and bench.csv.
 
-So far: the dense CRF's throughput with one worker and with the process pool (the CRF runs on
-the CPU whatever the network runs on, so its scaling decides the after-CRF evaluation time), and
-the synthetic data generator's images/s against what a training step consumes.
+What it measures (issue 8), all in one process on one machine:
+- the machine's fp32 GEMM rate (torch.mm), the ceiling every GFLOP/s figure is a fraction of;
+- our v3 ResNet-101 (OS 8, image pooling) against torchvision's deeplabv3_resnet101 holding the
+  same weights, 513x513, batch 1: eager, and folded + channels-last (bench.models.fuse);
+- every version's flagship at 513x513 and at the tiny scale: fps, params, GFLOPs, GFLOP/s;
+- harness overhead: the fps `bench` records (measure_fps) against a bare timing loop, and
+  Lightning's training loop against a bare PyTorch loop on the same model and batches;
+- the dense CRF with one worker and with the pool, the synthetic generator against the images/s
+  a training step consumes, and the wall time of the tiny ablation-aspp sweep.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +27,9 @@ import torch
 
 from bench.data.synthetic import generate
 from bench.evaluation.crf import CRFParams, default_workers, dense_crf_batch
+from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
 from bench.models import build_model
+from bench.models.fuse import optimize_for_inference
 from bench.provenance import device_name, git_state, utc_now
 
 
@@ -59,18 +70,200 @@ def training_consumption(size: int, batch: int = 8, steps: int = 10) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def gemm_gflops(n: int, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of an n x n x n torch.mm, best of ``repeats`` (2 n^3 FLOPs per product)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+# Each version's flagship (the row its paper leads with), as build_model knobs.
+FLAGSHIPS: dict[str, dict] = {
+    "v1 LargeFOV (VGG-16)": dict(version="v1"),
+    "v2 ASPP-L (VGG-16)": dict(version="v2", head="aspp-l"),
+    "v2 ASPP-L (ResNet-101)": dict(version="v2", backbone="resnet101", head="aspp-l"),
+    "v3 (ResNet-101, OS 16)": dict(version="v3"),
+    "v3+ (ResNet-101, OS 16)": dict(version="v3+", backbone="resnet101"),
+    "v3+ (Xception-65, OS 16)": dict(version="v3+", backbone="xception65"),
+}
+
+
+def _timed(model, size: int, warmup: int, iters: int, *, channels_last: bool = False) -> dict:
+    return measure_fps(model, (size, size), warmup=warmup, iters=iters, channels_last=channels_last)
+
+
+def torchvision_comparison(size: int, warmup: int, iters: int) -> tuple[list[dict], float, float]:
+    """Ours vs torchvision's deeplabv3_resnet101, the same (random) weights, batch 1, fp32.
+
+    Returns the table rows, our v3's GFLOPs and its folded fps (for the GEMM fraction)."""
+    from torchvision.models.segmentation import deeplabv3_resnet101
+
+    from bench.models.torchvision_port import TORCHVISION_DEEPLABV3_KNOBS, load_torchvision_deeplabv3
+
+    torch.manual_seed(0)
+    reference = deeplabv3_resnet101(weights=None, weights_backbone=None, aux_loss=False)
+    # Give BN running statistics that normalise, as trained weights have (fresh ones, mean 0 and
+    # var 1, let activations grow through 101 layers and make any difference look large).
+    for bn in reference.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.momentum = None  # cumulative average over the calibration batches
+    with torch.no_grad():
+        for _ in range(2):
+            reference(torch.randn(2, 3, min(size, 129), min(size, 129)))
+    reference.eval()
+    ours = load_torchvision_deeplabv3(build_model("v3", **TORCHVISION_DEEPLABV3_KNOBS, num_classes=21),
+                                      reference.state_dict()).eval()
+    fast = optimize_for_inference(ours)
+    x = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        expected = reference(x)["out"]
+        diff_eager = (ours(x) - expected).abs().max().item()
+        diff_folded = (fast(x.contiguous(memory_format=torch.channels_last)) - expected).abs().max().item()
+    gflops = count_gflops(ours, (size, size))
+
+    class Out(torch.nn.Module):  # torchvision returns {"out": logits}
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)["out"]
+
+    tv = _timed(Out(reference), size, warmup, iters)
+    eager = _timed(ours, size, warmup, iters)
+    folded = _timed(fast, size, warmup, iters, channels_last=True)
+    rows = [
+        {"benchmark": f"torchvision deeplabv3_resnet101, {size}x{size}, batch 1", "value": tv["fps"], "unit": "fps"},
+        {"benchmark": f"ours v3 same weights, eager, {size}x{size}", "value": eager["fps"], "unit": "fps"},
+        {"benchmark": f"ours v3 same weights, folded BN + channels-last, {size}x{size}", "value": folded["fps"], "unit": "fps"},
+        {"benchmark": "ours (folded, channels-last) / torchvision (target >= 1.10)", "value": folded["fps"] / tv["fps"], "unit": "x"},
+        {"benchmark": "ours eager / torchvision", "value": eager["fps"] / tv["fps"], "unit": "x"},
+        {"benchmark": "largest |ours eager - torchvision| logit (target <= 1e-4)", "value": diff_eager, "unit": "abs"},
+        {"benchmark": "largest |ours folded - torchvision| logit (target <= 1e-4)", "value": diff_folded, "unit": "abs"},
+        {"benchmark": "largest |torchvision| logit (the scale of the differences)", "value": expected.abs().max().item(), "unit": "abs"},
+    ]
+    return rows, gflops, folded["fps"]
+
+
+def flagship_rows(size: int, width: float, warmup: int, iters: int, gemm: float, label: str) -> list[dict]:
+    """fps (eager as records measure it, and folded + channels-last), params, GFLOPs, GFLOP/s."""
+    rows = []
+    for name, knobs in FLAGSHIPS.items():
+        model = build_model(**knobs, width=width).eval()
+        gflops = count_gflops(model, (size, size))
+        eager = _timed(model, size, warmup, iters)
+        folded = _timed(optimize_for_inference(model), size, warmup, iters, channels_last=True)
+        rows.append({"benchmark": f"{name}, {label}", "value": eager["fps"], "unit": "fps",
+                     "fps_folded": folded["fps"], "fps_iqr": eager["fps_iqr"],
+                     "params_m": count_params_m(model), "gflops": gflops,
+                     "gemm_fraction": gflops * folded["fps"] / gemm})
+    return rows
+
+
+def harness_overhead(size: int, iters: int) -> list[dict]:
+    """measure_fps against a bare loop; Lightning's fit loop against a bare training loop."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from bench.module import SegmentationModule
+
+    model = build_model("v2", head="aspp-l", width=0.125, batch_norm=True, dropout=0.0).eval()
+    x = torch.randn(1, 3, size, size)
+    recorded = measure_fps(model, (size, size), warmup=3, iters=iters)["fps"]
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        start = time.perf_counter()
+        for _ in range(iters):
+            model(x)
+    bare_fps = iters / (time.perf_counter() - start)
+
+    # Training: the same module, optimiser, schedule and batches through Lightning and by hand.
+    batch, steps = 8, max(4, iters)
+    data = TensorDataset(torch.randn(batch * (steps + 2), 3, size, size),
+                         torch.randint(0, 21, (batch * (steps + 2), size, size)))
+
+    def module():
+        torch.manual_seed(0)
+        net = build_model("v2", head="aspp-l", width=0.125, batch_norm=True, dropout=0.0)
+        return SegmentationModule(net, num_classes=21, max_steps=steps + 2, lr=0.01, momentum=0.9,
+                                  weight_decay=5e-4, poly_power=0.9, classifier_lr_mult=1.0)
+
+    class StepTimer(pl.Callback):  # times steps 2.. so both loops skip the same warm-up
+        def on_train_batch_start(self, trainer, *args):
+            if trainer.global_step == 2:
+                self.start = time.perf_counter()
+
+        def on_train_end(self, trainer, *args):
+            self.seconds = time.perf_counter() - self.start
+
+    timer = StepTimer()
+    trainer = pl.Trainer(max_steps=steps + 2, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         enable_progress_bar=False, callbacks=[timer])
+    trainer.fit(module(), train_dataloaders=DataLoader(data, batch_size=batch))
+    lightning_ips = steps * batch / timer.seconds
+
+    bare = module()
+    (optimizer,), (scheduler,) = (lambda c: ([c["optimizer"]], [c["lr_scheduler"]["scheduler"]]))(bare.configure_optimizers())
+    bare.train()
+    for i, (images, masks) in enumerate(DataLoader(data, batch_size=batch)):
+        if i == 2:
+            start = time.perf_counter()
+        loss = bare.loss(bare(images), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    bare_ips = steps * batch / (time.perf_counter() - start)
+    return [
+        {"benchmark": f"bench's fps (measure_fps) / bare timing loop, v2 ASPP-L tiny, {size}x{size} (target >= 0.97)",
+         "value": recorded / bare_fps, "unit": "x"},
+        {"benchmark": f"Lightning fit / bare PyTorch loop, images/s, batch {batch}, {size}x{size} (target >= 0.95)",
+         "value": lightning_ips / bare_ips, "unit": "x"},
+    ]
+
+
+def ablation_wall_seconds() -> float:
+    """Wall time of `bench run ablation-aspp` (tiny, 9 runs) into a scratch results dir."""
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "bench", "run", "ablation-aspp", "--results-dir", scratch,
+                        "--wandb", "disabled"], check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.benchmarks")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the tests")
+    parser.add_argument("--skip-ablation", action="store_true",
+                        help="do not time `bench run ablation-aspp` (about 8 minutes on 2 cores)")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     n, size = (4, 48) if args.smoke else (64, 128)
+    big, warmup, iters = (65, 1, 2) if args.smoke else (513, 2, 10)  # 513: v3 Table 5 / v3+ Table 3
     workers = default_workers()
+    n_gemm = 256 if args.smoke else 2048
+    gemm = gemm_gflops(n_gemm)
+    rows = [{"benchmark": f"fp32 GEMM (torch.mm {n_gemm}^3), the machine's limit", "value": gemm, "unit": "GFLOP/s"}]
+    tv_rows, v3_gflops, v3_fps = torchvision_comparison(big, warmup, iters)
+    rows += tv_rows
+    rows.append({"benchmark": f"v3 (OS 8, folded) achieved GFLOP/s / GEMM, {big}x{big} (target >= 0.90)",
+                 "value": v3_gflops * v3_fps / gemm, "unit": "x"})
+    rows += flagship_rows(big, 1.0 if not args.smoke else 0.125, warmup, iters, gemm, f"{big}x{big}")
+    rows += flagship_rows(size, 0.125, 3, 15, gemm, f"tiny (width 0.125), {size}x{size}")
+    rows += harness_overhead(size, 4 if args.smoke else 30)
     one = crf_throughput(n, size, 1, repeats=1 if args.smoke else 3)
     pool = crf_throughput(n, size, workers, repeats=1 if args.smoke else 3)
     generated = generator_throughput(n * 4, size)
     consumed = training_consumption(size, steps=2 if args.smoke else 10)
-    rows = [
+    rows += [
         {"benchmark": f"dense CRF, {size}x{size}, 10 iterations, 1 worker", "value": one, "unit": "images/s"},
         {"benchmark": f"dense CRF, {size}x{size}, 10 iterations, {workers} workers", "value": pool, "unit": "images/s"},
         {"benchmark": "dense CRF pool speed-up (target >= 1.6 on 2 cores)", "value": pool / one, "unit": "x"},
@@ -78,19 +271,40 @@ def main(argv: list[str] | None = None) -> int:
         {"benchmark": f"tiny training step consumes (v2 ASPP-L, batch 8, {size}x{size})", "value": consumed, "unit": "images/s"},
         {"benchmark": "generator / training consumption", "value": generated / consumed, "unit": "x"},
     ]
+    if not (args.smoke or args.skip_ablation):
+        rows.append({"benchmark": "wall time of `bench run ablation-aspp` (tiny, 9 runs, warm install)",
+                     "value": ablation_wall_seconds(), "unit": "s"})
+    rows.append({"benchmark": "wall time of this benchmark", "value": time.perf_counter() - started, "unit": "s"})
+    write(rows, args.out, smoke=args.smoke)
+    return 0
+
+
+def write(rows: list[dict], out: Path, *, smoke: bool) -> None:
     frame = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out / "bench.csv", index=False)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "bench.csv", index=False)
     git = git_state()
     header = (f"# make bench\n\nMachine: {device_name(torch.device('cpu'))}, {platform.node()}; torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads; date {utc_now()}; commit "
               f"{(git['git_commit'] or '?')[:7]}{' (dirty)' if git['git_dirty'] else ''}"
-              f"{'; SMOKE sizes, not a measurement' if args.smoke else ''}.\n\n")
+              f"{'; SMOKE sizes, not a measurement' if smoke else ''}.\n\n"
+              "fps: batch 1, median of the timed iterations after warm-up, inference mode (bench's "
+              "speed protocol); 'folded' = BN folded into convs + channels-last (bench.models.fuse); "
+              "GEMM fraction = GFLOPs x folded fps / the GEMM rate.\n\n")
     lines = ["| benchmark | value | unit |", "|---|---:|---|"]
-    lines += [f"| {r['benchmark']} | {r['value']:.2f} | {r['unit']} |" for r in rows]
-    (args.out / "bench.md").write_text(header + "\n".join(lines) + "\n")
+    lines += [f"| {r['benchmark']} | {_fmt(r['value'])} | {r['unit']} |" for r in rows if "params_m" not in r]
+    models = [r for r in rows if "params_m" in r]
+    if models:
+        lines += ["", "| model | params (M) | GFLOPs | fps eager (IQR) | fps folded | GEMM fraction |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['benchmark']} | {r['params_m']:.2f} | {r['gflops']:.2f} | {r['value']:.2f} "
+                  f"({r['fps_iqr']:.2f}) | {r['fps_folded']:.2f} | {r['gemm_fraction']:.2f} |" for r in models]
+    (out / "bench.md").write_text(header + "\n".join(lines) + "\n")
     print(header + "\n".join(lines))
-    return 0
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2e}" if 0 < abs(value) < 1e-2 else f"{value:.2f}"
 
 
 if __name__ == "__main__":

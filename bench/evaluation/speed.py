@@ -37,14 +37,18 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_fps(model: nn.Module, input_size: tuple[int, int], *, batch_size: int = 1,
-                warmup: int = 5, iters: int = 20, device: str | torch.device = "cpu") -> dict:
-    """Median fps over ``iters`` timed forwards after ``warmup`` untimed ones."""
+                warmup: int = 5, iters: int = 20, device: str | torch.device = "cpu",
+                channels_last: bool = False) -> dict:
+    """Median fps over ``iters`` timed forwards after ``warmup`` untimed ones; ``channels_last``
+    feeds an NHWC input (for models converted by bench.models.fuse.optimize_for_inference)."""
     if iters < 1 or warmup < 0:
         raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
     device = torch.device(device)
     was_training = model.training
     model.eval()
     x = torch.randn(batch_size, 3, *input_size, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     seconds = []
     with torch.inference_mode():
         for i in range(warmup + iters):
