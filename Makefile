@@ -38,11 +38,10 @@ $(EXPERIMENTS): install
 # Every experiment in turn (resumable: finished runs are skipped).
 ablations: $(EXPERIMENTS)
 
-# Rebuild every experiment's tables from its records, without training.
+# Rebuild every experiment's tables and plots from its records, without training, and
+# results/tables.tex, one LaTeX document that \inputs them all (cd results && pdflatex tables.tex).
 tables: install
-	@for e in $(EXPERIMENTS); do \
-	    if [ -d results/runs/$$e ]; then $(BIN)/bench table $$e > /dev/null && echo "results/$$e.{csv,md,tex}" || exit 1; \
-	    else echo "$$e: no records yet (make $$e)"; fi; done
+	$(BIN)/bench table --all --results-dir results
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/wandb results/lightning

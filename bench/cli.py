@@ -45,9 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("experiment")
     run.add_argument("--scale", default="tiny", choices=SCALES)
     run.add_argument("--data", default="synthetic", help="synthetic (default), voc:PATH or cityscapes:PATH")
-    run.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the scale's, 3 at tiny)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default: the scale's, 3 at tiny)")
+    seeds.add_argument("--seed", type=int, default=None, metavar="K",
+                       help="run seed K alone (one trial of a W&B sweep, see `bench sweep`)")
     run.add_argument("--variants", type=_variants, default=None, help="comma-separated subset, e.g. largefov,aspp-l")
     run.add_argument("--max-steps", type=int, default=None, help="override the scale's training steps")
+    run.add_argument("--num-val", type=int, default=None, metavar="N",
+                     help="evaluate on the first N validation images (recorded in the config)")
+    run.add_argument("--smoke", action="store_true",
+                     help="check that every stage runs: 2 steps, 8 val images, 2 fps iterations (numbers meaningless)")
     run.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
                      help="default: online with WANDB_API_KEY set, else offline")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
@@ -66,9 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--format", default="table", choices=("table", "csv"))
 
     table = sub.add_parser("table", help="rebuild an experiment's tables from its records and print one")
-    table.add_argument("experiment")
+    table.add_argument("experiment", nargs="?", default=None)
+    table.add_argument("--all", action="store_true",
+                       help="every experiment with records, and DIR/tables.tex that \\inputs their .tex")
     table.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"))
     table.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    sweep = sub.add_parser("sweep", help="write a W&B sweep YAML: one agent trial per (variant, seed)")
+    sweep.add_argument("experiment")
+    sweep.add_argument("--out", type=Path, default=None, help="file to write (default: print it)")
+    sweep.add_argument("--scale", default="tiny", choices=SCALES)
+    sweep.add_argument("--data", default="synthetic")
+    sweep.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 in the grid (default: the scale's)")
+    sweep.add_argument("--variants", type=_variants, default=None)
     search = sub.add_parser("crf-search", help="cross-validate the dense CRF on held-out images, re-score after-CRF mIoU")
     search.add_argument("experiment")
     search.add_argument("--variants", type=_variants, default=None)
@@ -112,7 +128,8 @@ def cmd_run(args) -> int:
     result = run_experiment(experiment, results_dir=args.results_dir, scale=args.scale, data=args.data,
                             seeds=args.seeds, variants=args.variants, max_steps=args.max_steps,
                             wandb_mode=args.wandb, accelerator=args.accelerator,
-                            backbone_weights=args.backbone_weights, inference=_inference(args))
+                            backbone_weights=args.backbone_weights, inference=_inference(args),
+                            seed=args.seed, num_val=args.num_val, smoke=args.smoke)
     print()
     print(result.tables["md"].read_text())
     print(f"{result.ran} run(s) done, {result.skipped} already recorded; tables: "
@@ -171,13 +188,77 @@ def cmd_describe(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from bench.registry import get_experiment
+    from bench.registry import experiments, get_experiment
+    from bench.report import write_document
+    from bench.results import find_records
     from bench.runner import write_tables
 
+    if args.all == (args.experiment is not None):
+        raise BenchError("bench table: name one EXPERIMENT or give --all; valid: " + ", ".join(experiments()))
+    if args.all:  # every experiment with records, then one LaTeX document of them all
+        for name, experiment in experiments().items():
+            if find_records(args.results_dir, name):
+                tables = write_tables(experiment, args.results_dir)
+                print(" ".join(str(p) for p in tables.values()))
+            else:
+                print(f"{name}: no records yet (bench run {name})")
+        document = write_document(args.results_dir, list(experiments()))
+        if document is None:
+            raise BenchError(f"no records of any experiment under {args.results_dir}/runs")
+        print(f"{document}  (cd {args.results_dir} && pdflatex {document.name})")
+        return 0
     experiment = get_experiment(args.experiment)
     tables = write_tables(experiment, args.results_dir)
     key = {"markdown": "md", "latex": "tex", "csv": "csv"}[args.format]
     print(tables[key].read_text(), end="")
+    return 0
+
+
+def sweep_config(experiment, *, scale: str = "tiny", data: str = "synthetic", seeds: int | None = None,
+                 variants: list[str] | None = None) -> dict:
+    """A W&B sweep (grid over variant x seed) whose every trial is one `bench run ... --seed K`.
+
+    wandb's agent expands ${args} into --variants=NAME --seed=K (one value per parameter), so each
+    trial trains one (variant, seed) and writes its record like `bench run` does."""
+    from bench.config import protocol_for
+
+    selected = experiment.select(variants)
+    if seeds is None:
+        seeds = max(protocol_for(scale, experiment.version_of(v)).seeds for v in selected)
+    if seeds < 1:
+        raise BenchError(f"--seeds must be at least 1, got {seeds}")
+    return {
+        "name": f"{experiment.name}-{scale}",
+        "description": f"{experiment.description}. {experiment.paper_table}",
+        "program": "bench/__main__.py",  # the command below runs it as `python -m bench`
+        "method": "grid",
+        "metric": {"name": "miou", "goal": "maximize"},
+        "parameters": {
+            "variants": {"values": [v.name for v in selected]},
+            "seed": {"values": list(range(seeds))},
+        },
+        "command": ["${env}", "${interpreter}", "-m", "bench", "run", experiment.name,
+                    "--scale", scale, "--data", data, "--wandb", "online", "${args}"],
+    }
+
+
+def cmd_sweep(args) -> int:
+    import yaml
+
+    from bench.registry import get_experiment
+
+    experiment = get_experiment(args.experiment)
+    config = sweep_config(experiment, scale=args.scale, data=args.data, seeds=args.seeds, variants=args.variants)
+    text = (f"# W&B sweep of {experiment.name}: wandb sweep FILE, then wandb agent ENTITY/PROJECT/ID\n"
+            f"# from the repository root; each trial runs one variant x seed.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        n = len(config["parameters"]["variants"]["values"]) * len(config["parameters"]["seed"]["values"])
+        print(f"{args.out}: {n} trials; start with `wandb sweep {args.out}`")
     return 0
 
 
@@ -199,7 +280,7 @@ def cmd_crf_search(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
-            "score": cmd_score}
+            "score": cmd_score, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

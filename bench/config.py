@@ -60,6 +60,10 @@ PAPER_V3 = Protocol(width=1.0, crop_size=513, batch_size=16, max_steps=30_000, l
                     weight_decay=4e-5, classifier_lr_mult=1.0, num_train=10_582, num_val=1_449, seeds=1)
 
 
+SMOKE_STEPS = 2  # bench run --smoke
+SMOKE_VAL = 8
+
+
 def protocol_for(scale: str, version: str) -> Protocol:
     if scale not in SCALES:
         raise BenchError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
@@ -102,3 +106,16 @@ class RunConfig:
         if max_steps is None:
             return self
         return replace(self, protocol=replace(self.protocol, max_steps=max_steps))
+
+    def as_smoke(self) -> "RunConfig":
+        """The smoke mode (STYLE.md, big_vision's runlocal): every stage runs, on as little as
+        possible - 2 training steps, 8 validation images, 1 + 2 fps forwards. Numbers are
+        meaningless; the protocol in the record says so."""
+        return replace(self, protocol=replace(self.protocol, max_steps=SMOKE_STEPS, num_val=SMOKE_VAL,
+                                              fps_warmup=1, fps_iters=2))
+
+    def with_num_val(self, num_val: int | None) -> "RunConfig":
+        """Evaluate on the first ``num_val`` validation images (smoke runs); recorded in the config."""
+        if num_val is None:
+            return self
+        return replace(self, protocol=replace(self.protocol, num_val=num_val))

@@ -4,10 +4,13 @@
   speed/accuracy trade-off at a glance.
 - EXPERIMENT-trimap.png: mIoU within a band around object boundaries vs the band's width, before
   (dashed) and after (solid) CRF, mean over seeds - the papers' trimap figure (v1 Fig. 5, v2 Fig. 14).
+- EXPERIMENT-per-class.png: IoU per class of the best variant (highest mean mIoU), mean over its
+  seeds with the std as error bars, before and after CRF where evaluated - which classes it misses.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -62,6 +65,63 @@ def plot_trimap(results_dir: Path, experiment: str, path: Path, *, title: str) -
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def per_class_iou(results_dir: Path, experiment: str, variant: str) -> dict[str, np.ndarray]:
+    """{"iou": (seeds, classes) [, "iou_crf": ...]} of a variant's ok records, in percent; NaN
+    where a class is absent from both prediction and ground truth."""
+    found: dict[str, list] = {"iou": [], "iou_crf": []}
+    for path in find_records(results_dir, experiment):
+        record = read_record(path)
+        metrics = record["metrics"]
+        if record["variant"] != variant or record["status"] != "ok" or "per_class_iou" not in metrics:
+            continue
+        found["iou"].append(metrics["per_class_iou"])
+        if metrics.get("per_class_iou_crf") is not None:
+            found["iou_crf"].append(metrics["per_class_iou_crf"])
+    as_array = {k: np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+                for k, rows in found.items() if rows}
+    if "iou_crf" in as_array and len(as_array["iou_crf"]) != len(as_array.get("iou", [])):
+        del as_array["iou_crf"]  # CRF on some seeds only: not comparable
+    return as_array
+
+
+def plot_per_class(results_dir: Path, experiment: str, summary: pd.DataFrame, path: Path, *,
+                   title: str, class_names: list[str] | tuple[str, ...] | None = None) -> Path | None:
+    """Bars of per-class IoU of the best variant; class names when given, else class indices."""
+    ok = summary[(summary.get("status", "ok") == "ok") & summary["miou"].notna()]
+    if ok.empty:
+        return None
+    best = str(ok.loc[ok["miou"].astype(float).idxmax(), "variant"])
+    iou = per_class_iou(results_dir, experiment, best)
+    if "iou" not in iou:
+        return None
+    n_classes = iou["iou"].shape[1]
+    names = list(class_names) if class_names is not None and len(class_names) == n_classes \
+        else [str(c) for c in range(n_classes)]
+    series = [("before CRF" if "iou_crf" in iou else None, iou["iou"])]
+    if "iou_crf" in iou:
+        series.append(("after CRF", iou["iou_crf"]))
+    x = np.arange(n_classes)
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.38 * n_classes + 1.5), 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class absent in every seed: NaN mean
+        for k, (label, values) in enumerate(series):
+            mean = np.nanmean(values, axis=0)
+            std = np.nanstd(values, axis=0, ddof=1) if len(values) > 1 else None
+            ax.bar(x + (k - (len(series) - 1) / 2) * width, np.nan_to_num(mean), width, yerr=std,
+                   capsize=2, label=label, color=f"C{k}", error_kw={"elinewidth": 0.8})
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    n_seeds = len(iou["iou"])
+    ax.set_title(f"{title}\nbest variant: {best} (mean over {n_seeds} seed{'s' if n_seeds != 1 else ''})",
+                 fontsize=9)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 

@@ -8,12 +8,22 @@ Numbers are printed as the papers print them: mIoU in percent with two decimals,
 from zero (``format(precision=2)`` and f-strings round the binary value half-to-even, so 65.125
 would print as 65.12). Only runs with status ``ok`` count toward means; the spread is the sample
 standard deviation over seeds (ddof=1), undefined (NaN, printed ``-``) for a single seed.
+
+Beside the best mean (bold), rows whose mean is within one pooled standard deviation of the best
+are marked with a dagger: the difference is inside run-to-run noise. The pooled std of two rows
+is the standard one, s_p = sqrt(((n1 - 1) s1^2 + (n2 - 1) s2^2) / (n1 + n2 - 2)), over their seeds.
+
+The papers' numbers sit beside ours. At scale ``paper`` a delta column gives ours - paper; at
+other scales (tiny: synthetic data, narrow networks) the paper column is only the reference trend,
+so instead each row shows its rank among the rows with both numbers, ours/paper, and a line under
+the table says whether our ordering agrees with the paper's (Kendall tau-b over those rows).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,10 @@ METRIC_COLUMNS = (
 )
 _KNOB_PREFIX = "knob."
 _MISSING = "-"
+DAGGER = "†"  # markdown; LaTeX gets $^\dagger$
+# (mean column, std column, paper column, label) of the compared metrics
+_COMPARED = (("miou", "miou_std", "paper_miou", "mIoU"),
+             ("miou_crf", "miou_crf_std", "paper_miou_crf", "mIoU CRF"))
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -169,26 +183,150 @@ def _best_rows(summary: pd.DataFrame, column: str) -> pd.Series:
     return values.map(lambda v: v is not None and v == best)
 
 
-def _display(summary: pd.DataFrame, pm: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def pooled_std(std_a: Any, n_a: int, std_b: Any, n_b: int) -> float:
+    """The pooled sample std of two groups, sqrt(((n_a-1) s_a^2 + (n_b-1) s_b^2) / (n_a+n_b-2)).
+
+    A group of one run adds no degrees of freedom (its NaN std counts with weight 0); NaN when
+    the two together have fewer than three runs.
+    """
+    dof = n_a + n_b - 2
+    if dof <= 0:
+        return math.nan
+    total = 0.0
+    for std, n in ((std_a, n_a), (std_b, n_b)):
+        if n > 1:
+            if _is_missing(std):
+                return math.nan
+            total += (n - 1) * float(std) ** 2
+    return math.sqrt(total / dof)
+
+
+def _within_noise(summary: pd.DataFrame, column: str, std_column: str) -> pd.Series:
+    """Rows not best in ``column`` whose mean is within one pooled std of the (first) best row."""
+    best = _best_rows(summary, column)
+    marked = pd.Series(False, index=summary.index)
+    if not best.any():
+        return marked
+    b = summary.loc[best[best].index[0]]
+    n = summary["n_seeds"] if "n_seeds" in summary.columns else pd.Series(1, index=summary.index)
+    for i, row in summary.iterrows():
+        if best[i] or _is_missing(row[column]):
+            continue
+        s_p = pooled_std(row[std_column], int(n[i]), b[std_column], int(n[b.name]))
+        marked[i] = not math.isnan(s_p) and abs(float(b[column]) - float(row[column])) <= s_p
+    return marked
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Our ordering of the rows vs the paper's, over the rows with both numbers."""
+
+    label: str                 # "mIoU" or "mIoU CRF"
+    ranks: dict[int, tuple[int, int]]  # summary index -> (our rank, the paper's rank), 1 = best
+    tau: float                 # Kendall tau-b; NaN when undefined (fewer than 2 rows, all tied)
+    discordant: list[tuple[str, str]]  # pairs the paper orders that we order oppositely or tie
+
+    @property
+    def agrees(self) -> bool:
+        """Every pair the paper orders, we order the same way (a tie of ours does not agree)."""
+        return len(self.ranks) >= 2 and not self.discordant
+
+    def sentence(self) -> str:
+        k = len(self.ranks)
+        if k < 2:
+            return (f"Ordering by {self.label} vs the paper: not compared "
+                    f"({k} row(s) with both our and the paper's number).")
+        text = (f"Ordering by {self.label} agrees with the paper: {'yes' if self.agrees else 'no'} "
+                f"(Kendall tau = {format_number(self.tau)} over {k} rows")
+        if self.discordant:
+            text += "; not as in the paper: " + ", ".join(f"{a} vs {b}" for a, b in self.discordant)
+        return text + ")."
+
+
+def ordering(summary: pd.DataFrame, column: str = "miou", paper_column: str = "paper_miou",
+             label: str = "mIoU") -> Ordering:
+    """Ranks (1 = highest; ties share the better rank) and Kendall tau-b of our means against the
+    paper's numbers, over the rows that succeeded and have both."""
+    ok = summary.get("status", pd.Series("ok", index=summary.index)) == "ok"
+    ours, paper = _numeric(summary[column]), _numeric(summary[paper_column])
+    rows = [i for i in summary.index if ok[i] and not math.isnan(ours[i]) and not math.isnan(paper[i])]
+    ours, paper = ours[rows], paper[rows]
+
+    def rank(values: pd.Series) -> pd.Series:
+        return values.rank(ascending=False, method="min").astype(int)
+
+    ranks = {i: (int(r), int(q)) for i, r, q in zip(rows, rank(ours), rank(paper))}
+    concordant = discordant = ties_ours = ties_paper = 0
+    swapped = []
+    for a in range(len(rows)):
+        for b in range(a + 1, len(rows)):
+            i, j = rows[a], rows[b]
+            x, y = _sign(ours[i] - ours[j]), _sign(paper[i] - paper[j])
+            ties_ours += x == 0
+            ties_paper += y == 0
+            if x * y > 0:
+                concordant += 1
+            elif x * y < 0:
+                discordant += 1
+            if y != 0 and x != y:  # the paper orders the pair; we swap or tie it
+                swapped.append((str(summary.at[i, "variant"]), str(summary.at[j, "variant"])))
+    pairs = len(rows) * (len(rows) - 1) // 2
+    denominator = math.sqrt((pairs - ties_ours) * (pairs - ties_paper))
+    tau = (concordant - discordant) / denominator if denominator > 0 else math.nan
+    return Ordering(label=label, ranks=ranks, tau=tau, discordant=swapped)
+
+
+def orderings(summary: pd.DataFrame) -> list[Ordering]:
+    """The ordering of mIoU, and of mIoU after CRF where the CRF is evaluated."""
+    return [ordering(summary, col, paper, label) for col, _, paper, label in _COMPARED
+            if col in summary.columns and paper in summary.columns]
+
+
+def _sign(value: float) -> int:
+    return int(value > 0) - int(value < 0)
+
+
+def _signed(value: Any) -> str:
+    text = format_number(value)
+    return "+" + text if text not in (_MISSING, "0.00") and not text.startswith("-") else text
+
+
+def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER,
+             scale: str | None = "tiny") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The table as strings: (cells, bold mask, labels of the text columns); ``pm`` joins mean
-    and std."""
+    and std, ``dagger`` marks a mean within one pooled std of the best. At scale ``paper`` each
+    paper column is followed by our delta to it; otherwise by the rank ours/paper."""
     has_crf = "miou_crf" in summary.columns
     failed = summary.get("status", pd.Series("ok", index=summary.index)) == "failed"
 
     def mean_std(mean_col: str, std_col: str) -> pd.Series:
-        def cell(mean: Any, std: Any, is_failed: bool) -> str:
+        noise = _within_noise(summary, mean_col, std_col)
+
+        def cell(mean: Any, std: Any, is_failed: bool, close: bool) -> str:
             if is_failed:
                 return "failed"
             if _is_missing(mean):
                 return _MISSING
-            return f"{format_number(mean)}{pm}{format_number(std)}"
+            return f"{format_number(mean)}{pm}{format_number(std)}" + (dagger if close else "")
 
-        cells = [cell(*args) for args in zip(summary[mean_col], summary[std_col], failed)]
+        cells = [cell(*args) for args in zip(summary[mean_col], summary[std_col], failed, noise)]
         return pd.Series(cells, index=summary.index, dtype=object)
 
     def numbers(col: str, decimals: int) -> pd.Series:
         return summary[col].map(lambda v: format_number(v, decimals)).astype(object)
 
+    def beside_paper(col: str, paper_col: str, label: str) -> None:
+        if scale == "paper":
+            delta = _numeric(summary[col]) - _numeric(summary[paper_col])
+            cells[f"Δ {label}"] = pd.Series([_MISSING if f else _signed(d) for d, f in zip(delta, failed)],
+                                             index=summary.index, dtype=object)
+        else:
+            ranks = ordering(summary, col, paper_col, label).ranks
+            cells[f"rank {label}"] = pd.Series(
+                [f"{ranks[i][0]}/{ranks[i][1]}" if i in ranks else _MISSING for i in summary.index],
+                index=summary.index, dtype=object)
+
+    trend = "" if scale == "paper" else " (trend)"
     cells: dict[str, pd.Series] = {"variant": summary["variant"].astype(str)}
     text = ["variant"]
     for knob in _knob_columns(summary):  # named as in the summary (knob.NAME where NAME clashes)
@@ -204,9 +342,11 @@ def _display(summary: pd.DataFrame, pm: str) -> tuple[pd.DataFrame, pd.DataFrame
     cells["fps"] = numbers("fps", 1)
     cells["params (M)"] = numbers("params_m", 2)
     cells["GFLOPs"] = numbers("gflops", 2)
-    cells["paper mIoU"] = numbers("paper_miou", 2)
+    cells[f"paper mIoU{trend}"] = numbers("paper_miou", 2)
+    beside_paper("miou", "paper_miou", "mIoU")
     if has_crf:
-        cells["paper mIoU CRF"] = numbers("paper_miou_crf", 2)
+        cells[f"paper mIoU CRF{trend}"] = numbers("paper_miou_crf", 2)
+        beside_paper("miou_crf", "paper_miou_crf", "mIoU CRF")
     if "n_failed" in summary.columns and (summary["n_failed"] > 0).any():
         cells["failed runs"] = summary["n_failed"].map(lambda n: str(int(n))).astype(object)
 
@@ -218,9 +358,10 @@ def _display(summary: pd.DataFrame, pm: str) -> tuple[pd.DataFrame, pd.DataFrame
 # ---------------------------------------------------------------------------- Markdown
 
 
-def markdown_table(summary: pd.DataFrame) -> str:
-    """A GitHub pipe table, columns padded so it also reads on a terminal; best mIoU in bold."""
-    frame, mask, text = _display(summary, " ± ")
+def markdown_table(summary: pd.DataFrame, *, scale: str | None = "tiny") -> str:
+    """A GitHub pipe table, columns padded so it also reads on a terminal; best mIoU in bold,
+    means within one pooled std of the best marked with a dagger."""
+    frame, mask, text = _display(summary, " ± ", scale=scale)
     frame = frame.where(~mask, "**" + frame.astype(str) + "**")
     header = [str(c) for c in frame.columns]
     rows = [[_md_cell(v) for v in row] for row in frame.itertuples(index=False)]
@@ -255,22 +396,23 @@ def escape_latex(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def latex_table(summary: pd.DataFrame, *, caption: str, label: str) -> str:
-    """A ``table`` fragment (booktabs rules, best mIoU and best mIoU after CRF in bold).
+def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str | None = "tiny") -> str:
+    """A ``table`` fragment (booktabs rules, best mIoU and best mIoU after CRF in bold, means
+    within one pooled std of the best marked $^\\dagger$), the ordering vs the paper under it.
 
     ``caption`` is LaTeX source, inserted as given (escape plain text with :func:`escape_latex`);
     cells and column names are escaped. The fragment needs only ``\\usepackage{booktabs}``.
     """
-    frame, mask, text = _display(summary, r" $\pm$ ")
+    frame, mask, text = _display(summary, r" $\pm$ ", dagger=r"$^\dagger$", scale=scale)
     for col in text:
         frame[col] = frame[col].map(escape_latex)
     # A row starting with "[" would be read as the optional argument of the "\\" before it.
     frame["variant"] = frame["variant"].map(lambda v: "{}" + v if v.startswith("[") else v)
     column_format = "".join("l" if c in text else "r" for c in frame.columns)
-    frame.columns = mask.columns = [escape_latex(c) for c in frame.columns]
+    frame.columns = mask.columns = [escape_latex(c).replace("Δ", r"$\Delta$") for c in frame.columns]
     props = mask.map(lambda bold: "textbf:--rwrap;" if bold else "")
     styler = frame.style.hide(axis="index").apply(lambda _: props, axis=None)
-    return styler.to_latex(
+    tex = styler.to_latex(
         hrules=True,
         column_format=column_format,
         caption=caption,
@@ -278,20 +420,41 @@ def latex_table(summary: pd.DataFrame, *, caption: str, label: str) -> str:
         position="htbp",
         position_float="centering",
     )
+    notes = [escape_latex(o.sentence()) for o in orderings(summary)]
+    if notes:
+        block = "\\par\\smallskip\n{\\footnotesize " + " \\\\\n".join(notes) + "}\n"
+        head, _, tail = tex.rpartition("\\end{table}")
+        tex = head + block + "\\end{table}" + tail
+    return tex
 
 
-def latex_document(fragments: list[str]) -> str:
-    """A complete article holding the given table fragments, compilable with pdflatex."""
+def latex_document(fragments: list[str], *, title: str | None = None) -> str:
+    """A complete article holding the given table fragments (or ``\\input`` lines), compilable
+    with pdflatex. Landscape pages: the tables with CRF columns are wide."""
     body = "\n\n".join(fragment.strip() for fragment in fragments)
+    heading = f"\\section*{{{title}}}\n\n" if title else ""
     return (
         "\\documentclass{article}\n"
         "\\usepackage[T1]{fontenc}\n"
-        "\\usepackage[margin=2cm]{geometry}\n"
+        "\\usepackage[landscape,margin=1.5cm]{geometry}\n"
         "\\usepackage{booktabs}\n"
         "\\begin{document}\n\n"
-        f"{body}\n\n"
+        f"{heading}{body}\n\n"
         "\\end{document}\n"
     )
+
+
+def write_document(out_dir: str | Path, experiments: list[str], name: str = "tables.tex") -> Path | None:
+    """out_dir/tables.tex: a document that ``\\input``s each EXPERIMENT.tex present in out_dir, in
+    the order given; compile it there with ``pdflatex tables.tex``. None when none is present."""
+    out_dir = Path(out_dir)
+    present = [e for e in experiments if (out_dir / f"{e}.tex").is_file()]
+    if not present:
+        return None
+    inputs = [f"\\input{{{e}.tex}}\n\\clearpage" for e in present]
+    path = out_dir / name
+    path.write_text(latex_document(inputs, title="deeplab-bench: DeepLab ablations, ours beside the papers"))
+    return path
 
 
 # ---------------------------------------------------------------------------- files
@@ -300,14 +463,22 @@ def latex_document(fragments: list[str]) -> str:
 def table_note(scale: str, *, latex: bool = False) -> str:
     """What the numbers are; at scale tiny, that the paper column is a trend, not a target."""
     pm, pct = (r"$\pm$", r"\%") if latex else ("±", "%")
+    dagger = r"$^\dagger$" if latex else DAGGER
+    pooled = (r"$s_p=\sqrt{((n_1-1)s_1^2+(n_2-1)s_2^2)/(n_1+n_2-2)}$" if latex
+              else "s_p = sqrt(((n1-1)·s1² + (n2-1)·s2²) / (n1+n2-2))")
     note = (
-        f"mIoU in {pct}: mean {pm} sample std over seeds (- with one seed); best in bold. "
-        "fps: images per second of the network alone (no CRF). paper: the published number."
+        f"mIoU in {pct}: mean {pm} sample std over seeds (- with one seed); best mean in bold; "
+        f"{dagger}: within one pooled std of the best, {pooled} over the two rows' seeds. "
+        "fps: images per second of the network alone (no CRF). paper: the published number"
     )
-    if scale == "tiny":
+    if scale == "paper":
+        delta = r"$\Delta$" if latex else "Δ"
+        note += f"; {delta}: ours - paper."
+    else:
+        what = " (synthetic data, narrow networks)" if scale == "tiny" else ""
         note += (
-            " Scale tiny (synthetic data, narrow networks): the paper column is the reference "
-            "trend, not a target."
+            f". Scale {scale}{what}: the paper column is the reference trend, not a target; "
+            "rank: ours/paper among the rows with both numbers (1 = best)."
         )
     return note
 
@@ -321,9 +492,11 @@ def write_tables(
     paths = {fmt: out_dir / f"{experiment}.{fmt}" for fmt in ("csv", "md", "tex")}
 
     summary.to_csv(paths["csv"], index=False)
+    ordering_lines = "".join(f"\n{o.sentence()}" for o in orderings(summary))
     paths["md"].write_text(
-        f"## {title} (scale: {scale})\n\n{markdown_table(summary)}\n\n{table_note(scale)}\n"
+        f"## {title} (scale: {scale})\n\n{markdown_table(summary, scale=scale)}\n\n"
+        f"{table_note(scale)}\n{ordering_lines}\n"
     )
     caption = f"{escape_latex(title)} (scale: {escape_latex(scale)}). {table_note(scale, latex=True)}"
-    paths["tex"].write_text(latex_table(summary, caption=caption, label=f"tab:{experiment}"))
+    paths["tex"].write_text(latex_table(summary, caption=caption, label=f"tab:{experiment}", scale=scale))
     return paths

@@ -63,11 +63,23 @@ def default_wandb_mode() -> str:
 def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | None,
               variants: list[str] | None, max_steps: int | None,
               results_dir: Path = Path("results"), backbone_weights: str | None = None,
-              inference: dict[str, Any] | None = None) -> list[RunConfig]:
-    """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs."""
+              inference: dict[str, Any] | None = None, seed: int | None = None,
+              num_val: int | None = None, smoke: bool = False) -> list[RunConfig]:
+    """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
+
+    ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
+    sweep trial). ``num_val`` evaluates on the first N validation images; ``smoke`` runs every
+    stage on as little as possible (RunConfig.as_smoke; ``max_steps`` and ``num_val`` still win).
+    """
     selected = experiment.select(variants)
     if max_steps is not None and max_steps < 1:
         raise BenchError(f"--max-steps must be at least 1, got {max_steps}")
+    if seed is not None and seeds is not None:
+        raise BenchError("--seed K runs one seed and --seeds N runs seeds 0..N-1: give one of them")
+    if seed is not None and seed < 0:
+        raise BenchError(f"--seed must be at least 0, got {seed}")
+    if num_val is not None and num_val < 1:
+        raise BenchError(f"--num-val must be at least 1, got {num_val}")
     if backbone_weights is not None:
         if not Path(backbone_weights).is_file():
             raise BenchError(f"--backbone-weights {backbone_weights}: no such file")
@@ -79,13 +91,14 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         n_seeds = protocol.seeds if seeds is None else seeds
         if n_seeds < 1:
             raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
-        for seed in range(n_seeds):
+        for run_seed in ([seed] if seed is not None else range(n_seeds)):
             cfg = RunConfig(experiment=experiment.name, variant=variant.name,
-                            variant_index=experiment.variant_names().index(variant.name), seed=seed,
+                            variant_index=experiment.variant_names().index(variant.name), seed=run_seed,
                             scale=scale, data=data, version=version, knobs=knobs, protocol=protocol,
                             crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
                             backbone_weights=backbone_weights, inference=strategy)
-            configs.append(cfg.with_max_steps(max_steps))
+            cfg = cfg.as_smoke() if smoke else cfg
+            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val))
     for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
         if backbone_weights is not None:
@@ -156,13 +169,14 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
                    data: str = "synthetic", seeds: int | None = None,
                    variants: list[str] | None = None, max_steps: int | None = None,
                    wandb_mode: str | None = None, accelerator: str = "auto",
-                   backbone_weights: str | None = None, inference: dict[str, Any] | None = None) -> SweepResult:
+                   backbone_weights: str | None = None, inference: dict[str, Any] | None = None,
+                   seed: int | None = None, num_val: int | None = None, smoke: bool = False) -> SweepResult:
     wandb_mode = wandb_mode or default_wandb_mode()
     if wandb_mode not in WANDB_MODES:
         raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
-                        inference=inference)
+                        inference=inference, seed=seed, num_val=num_val, smoke=smoke)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
     failed = []
@@ -176,7 +190,8 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
             failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
     sweep.close()
     tables = write_tables(experiment, results_dir, scale=scale)
-    if wandb_mode != "disabled":
+    # Under `wandb agent` (bench sweep) the trial's run is the run; a summary run would take its id.
+    if wandb_mode != "disabled" and not os.environ.get("WANDB_SWEEP_ID"):
         _log_summary_run(experiment, results_dir, tables, wandb_mode)
     return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
                        failed=failed, tables=tables)
@@ -199,7 +214,21 @@ def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None
                                title=f"{experiment.name}: trimap (scale: {scale})")
     if trimap is not None:
         tables["trimap"] = trimap
+    per_class = plots.plot_per_class(results_dir, experiment.name, summary,
+                                     results_dir / f"{experiment.name}-per-class.png",
+                                     title=f"{experiment.name}: IoU per class (scale: {scale})",
+                                     class_names=_class_names(results_dir, experiment.name))
+    if per_class is not None:
+        tables["per-class"] = per_class
     return tables
+
+
+def _class_names(results_dir: Path, name: str) -> tuple[str, ...] | None:
+    """The class names of the records' data: the synthetic set's; None (indices) for other data."""
+    from bench.data import CLASS_NAMES
+
+    specs = {read_record(p)["config"].get("data") for p in find_records(results_dir, name)}
+    return CLASS_NAMES if specs == {"synthetic"} else None
 
 
 def _scale_of_records(results_dir: Path, name: str) -> str:
@@ -376,6 +405,11 @@ def _log_summary_run(experiment: Experiment, results_dir: Path, tables: dict[str
                          config={"experiment": experiment.name, "paper_table": experiment.paper_table},
                          reinit="finish_previous")
         run.log({"comparison": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
+        # the plots: mIoU vs fps ("png"), trimap, per-class IoU of the best variant
+        images = {("tradeoff" if key == "png" else key): wandb.Image(str(path))
+                  for key, path in tables.items() if Path(path).suffix == ".png"}
+        if images:
+            run.log(images)
         run.finish()
     except Exception as err:
         _warn_wandb_once(err)

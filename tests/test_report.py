@@ -197,7 +197,7 @@ def test_write_tables_writes_csv_md_tex_and_csv_round_trips(summary, tmp_path):
     pd.testing.assert_frame_equal(back, summary, check_dtype=False, rtol=1e-12)
     # Full precision: the CSV keeps the unrounded mean.
     assert back.loc[0, "miou"] == pytest.approx(197.3 / 3, rel=1e-12)
-    assert report.markdown_table(summary) in paths["md"].read_text()
+    assert report.markdown_table(summary, scale="paper") in paths["md"].read_text()
     assert r"\label{tab:v2\_aspp}" not in paths["tex"].read_text()
     assert rf"\label{{tab:{EXPERIMENT}}}" in paths["tex"].read_text()
     # The tables are the same when rebuilt from the CSV.
@@ -282,3 +282,172 @@ def test_pdf_renders_to_png(summary, tmp_path):
     subprocess.run([pdftoppm, "-png", "-r", "50", pdf.name, "page"], cwd=tmp_path, check=True, timeout=120)
     pngs = sorted(tmp_path.glob("page*.png"))
     assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------- noise, paper, ordering
+
+
+def test_pooled_std_is_the_standard_formula():
+    # s_p = sqrt(((n1-1) s1^2 + (n2-1) s2^2) / (n1+n2-2))
+    assert report.pooled_std(1.0, 3, 2.0, 2) == pytest.approx(math.sqrt((2 * 1 + 1 * 4) / 3))
+    assert report.pooled_std(0.5, 3, float("nan"), 1) == pytest.approx(0.5)  # one run: no dof
+    assert math.isnan(report.pooled_std(float("nan"), 1, float("nan"), 1))
+
+
+def test_a_mean_within_one_pooled_std_of_the_best_gets_a_dagger(tmp_path):
+    records = [
+        make_record("largefov", 0, 0, 66.0, head="largefov", paper=65.76),
+        make_record("largefov", 0, 1, 68.0, head="largefov", paper=65.76),   # 67.0 +- 1.41
+        make_record("aspp_s", 1, 0, 60.0, head="aspp-s", paper=66.98),
+        make_record("aspp_s", 1, 1, 61.0, head="aspp-s", paper=66.98),       # 60.5: far
+        make_record("aspp_l", 2, 0, 67.5, head="aspp-l", paper=68.96),
+        make_record("aspp_l", 2, 1, 68.5, head="aspp-l", paper=68.96),       # 68.0 +- 0.71: best
+    ]
+    summary = report.aggregate(load(tmp_path, records))
+    markdown = report.markdown_table(summary).splitlines()
+    assert "67.00 ± 1.41†" in markdown[2]  # |68.0 - 67.0| = 1.0 <= s_p = sqrt((2 + 0.5) / 2) = 1.12
+    assert "†" not in markdown[3] and "†" not in markdown[4]
+    tex = report.latex_table(summary, caption="c", label="l")
+    assert r"67.00 $\pm$ 1.41$^\dagger$" in tex and tex.count(r"$^\dagger$") == 1
+    assert r"\textbf{68.00 $\pm$ 0.71}" in tex
+    note = report.table_note("tiny", latex=True)
+    assert r"$^\dagger$" in note and r"(n_1-1)s_1^2+(n_2-1)s_2^2" in note
+
+
+def test_paper_scale_shows_ours_minus_paper(summary):
+    markdown = report.markdown_table(summary, scale="paper").splitlines()
+    header = [c.strip() for c in markdown[0].strip("|").split("|")]
+    assert header[header.index("paper mIoU") + 1] == "Δ mIoU" and "rank mIoU" not in header
+    assert "-0.06" in markdown[4]   # aspp_l: 68.90 - 68.96
+    assert "+0.22" in markdown[3]   # aspp_s: 67.20 - 66.98
+    tex = report.latex_table(summary, caption="c", label="l", scale="paper")
+    assert r"$\Delta$ mIoU" in tex and "(trend)" not in tex
+
+
+def test_tiny_scale_labels_the_paper_as_the_trend_and_ranks_ours_against_it(summary):
+    markdown = report.markdown_table(summary, scale="tiny").splitlines()
+    header = [c.strip() for c in markdown[0].strip("|").split("|")]
+    assert "paper mIoU (trend)" in header and "Δ mIoU" not in header
+    ranks = [[c.strip() for c in line.strip("|").split("|")][header.index("rank mIoU")] for line in markdown[2:]]
+    assert ranks == ["3/3", "2/2", "1/1"]
+    agreement = report.ordering(summary)
+    assert agreement.agrees and agreement.tau == pytest.approx(1.0)
+    assert agreement.sentence() == "Ordering by mIoU agrees with the paper: yes (Kendall tau = 1.00 over 3 rows)."
+
+
+def test_an_ordering_that_differs_from_the_paper_says_which_pairs(tmp_path):
+    records = [make_record("largefov", 0, 0, 70.0, head="largefov", paper=65.76, miou_crf=71.0, paper_crf=69.84),
+               make_record("aspp_s", 1, 0, 65.0, head="aspp-s", paper=66.98, miou_crf=72.0, paper_crf=69.73),
+               make_record("aspp_l", 2, 0, 60.0, head="aspp-l", paper=68.96, miou_crf=73.0, paper_crf=71.57),
+               make_record("aspp_xl", 3, 0, None, head="aspp-xl", status="failed", paper=70.0)]
+    summary = report.aggregate(load(tmp_path, records))
+    before, after = report.orderings(summary)
+    # ours 70 > 65 > 60, paper 65.76 < 66.98 < 68.96: every pair reversed; the failed row is left out
+    assert not before.agrees and before.tau == pytest.approx(-1.0) and len(before.ranks) == 3
+    assert "no (Kendall tau = -1.00 over 3 rows; not as in the paper: largefov vs aspp_s" in before.sentence()
+    # after CRF: ours 71 < 72 < 73, paper 69.84 > 69.73 < 71.57 -> one pair of three swapped
+    assert after.label == "mIoU CRF" and not after.agrees
+    assert after.tau == pytest.approx(1 / 3) and after.discordant == [("largefov", "aspp_s")]
+    paths = report.write_tables(summary, tmp_path / "out", EXPERIMENT, title="T", scale="tiny")
+    md = paths["md"].read_text()
+    assert "Ordering by mIoU agrees with the paper: no" in md
+    assert "Ordering by mIoU CRF agrees with the paper: no (Kendall tau = 0.33 over 3 rows" in md
+    assert "failed" in next(line for line in md.splitlines() if line.startswith("| aspp_xl"))
+    assert "Ordering by mIoU agrees with the paper: no" in paths["tex"].read_text()
+
+
+def test_a_tie_of_ours_where_the_paper_orders_does_not_agree(tmp_path):
+    records = [make_record("largefov", 0, 0, 4.01, head="largefov", paper=65.76),
+               make_record("aspp_s", 1, 0, 4.01, head="aspp-s", paper=66.98)]
+    order = report.ordering(report.aggregate(load(tmp_path, records)))
+    assert not order.agrees and order.ranks == {0: (1, 2), 1: (1, 1)}
+    assert "agrees with the paper: no" in order.sentence()
+
+
+def test_all_failed_experiment_still_writes_tables(tmp_path):
+    records = [make_record("largefov", 0, 0, None, head="largefov", status="failed"),
+               make_record("aspp_s", 1, 0, None, head="aspp-s", status="failed")]
+    summary = report.aggregate(load(tmp_path, records))
+    paths = report.write_tables(summary, tmp_path / "out", EXPERIMENT, title="T", scale="paper")
+    assert paths["md"].read_text().count("failed") >= 2
+    assert "not compared" in paths["md"].read_text()
+
+
+# ---------------------------------------------------------------------------- tables.tex, plots
+
+
+def registered_records(experiment, variants, crf=False):
+    """Records of a registered experiment (fake metrics, synthetic data, 21 classes)."""
+    records = []
+    for index, variant in enumerate(variants):
+        for seed in range(2):
+            record = make_record(variant, index, seed, 60.0 + 3 * index + seed, head=variant,
+                                 miou_crf=(64.0 + index + seed) if crf else None, paper=65.0 + index,
+                                 paper_crf=(69.0 + index) if crf else None)
+            record["experiment"] = experiment
+            record["config"] = {"data": "synthetic", "scale": "paper"}
+            record["metrics"]["per_class_iou"] = [90.0 - 3 * c if c != 7 else None for c in range(21)]
+            if crf:
+                record["metrics"]["per_class_iou_crf"] = [92.0 - 3 * c for c in range(21)]
+            records.append(record)
+    return records
+
+
+@pytest.fixture
+def all_tables(tmp_path, capsys):
+    from bench.cli import main
+
+    for record in (registered_records("ablation-aspp", ["largefov", "aspp-s", "aspp-l"], crf=True)
+                   + registered_records("versions", ["v1-largefov", "v2-aspp-l", "v3", "v3plus"])):
+        write_record(tmp_path, record)
+    assert main(["table", "--all", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ablation-crf: no records yet" in out and "tables.tex" in out
+    return tmp_path
+
+
+def test_table_all_writes_every_experiments_tables_and_a_document_that_inputs_them(all_tables):
+    for name in ("ablation-aspp", "versions"):
+        for suffix in (".csv", ".md", ".tex", ".png", "-per-class.png"):
+            assert (all_tables / f"{name}{suffix}").is_file(), name + suffix
+    doc = (all_tables / "tables.tex").read_text()
+    assert r"\input{ablation-aspp.tex}" in doc and r"\input{versions.tex}" in doc
+    assert "ablation-crf" not in doc and doc.index("ablation-aspp") < doc.index("versions")
+    assert r"$\Delta$ mIoU CRF" in (all_tables / "ablation-aspp.tex").read_text()  # paper scale
+
+
+def test_tables_tex_compiles_and_renders_to_png(all_tables):
+    pdflatex = require_tool("pdflatex")
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+                            cwd=all_tables, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    pdftoppm = require_tool("pdftoppm")
+    subprocess.run([pdftoppm, "-png", "-r", "40", "-f", "1", "-l", "1", "tables.pdf", "page"],
+                   cwd=all_tables, check=True, timeout=120)
+    pngs = sorted(all_tables.glob("page*.png"))
+    assert pngs and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_needs_an_experiment_or_all(tmp_path, capsys):
+    from bench.cli import main
+
+    assert main(["table", "--results-dir", str(tmp_path)]) == 2
+    assert "name one EXPERIMENT or give --all" in capsys.readouterr().err
+
+
+def test_per_class_chart_is_the_best_variants_with_class_names(tmp_path):
+    from PIL import Image
+
+    from bench import plots
+    from bench.data import CLASS_NAMES
+
+    for record in registered_records("ablation-aspp", ["largefov", "aspp-s", "aspp-l"], crf=True):
+        write_record(tmp_path, record)
+    iou = plots.per_class_iou(tmp_path, "ablation-aspp", "aspp-l")
+    assert iou["iou"].shape == (2, 21) and math.isnan(iou["iou"][0, 7]) and "iou_crf" in iou
+    summary = report.aggregate(load_records(tmp_path, "ablation-aspp"))
+    path = plots.plot_per_class(tmp_path, "ablation-aspp", summary, tmp_path / "pc.png", title="t",
+                                class_names=CLASS_NAMES)
+    assert Image.open(path).size[0] > 500
+    failed = summary.assign(status="failed")
+    assert plots.plot_per_class(tmp_path, "ablation-aspp", failed, tmp_path / "none.png", title="t") is None
