@@ -283,11 +283,20 @@ COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table":
             "score": cmd_score, "sweep": cmd_sweep}
 
 
+def _end_progress_bars() -> None:
+    """Close the bars an error interrupted (a bad mask met mid-sweep), so the message starts a line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except BenchError as err:
+        _end_progress_bars()
         if args.debug:
             traceback.print_exc()
         print(f"bench: error: {err}", file=sys.stderr)

@@ -29,6 +29,7 @@ class Protocol:
     classifier_lr_mult: float = 10.0
     num_train: int = 1000    # synthetic images per split (real datasets use their own lists)
     num_val: int = 200
+    num_workers: int | None = None  # DataLoader processes; None: 0 for synthetic, min(4, CPUs) for real data
     seeds: int = 3
     fps_size: int = 513      # square input of the fps measurement
     fps_warmup: int = 5

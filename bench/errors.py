@@ -5,6 +5,21 @@ the CLI prints its message as one line on stderr and exits with code 2, without 
 Messages name what is wrong and what is valid.
 """
 
+_WORKER_PREFIX = "Caught BenchError"
+_ORIGINAL = "BenchError: "
+
 
 class BenchError(Exception):
-    """Bad user input; the message is one line naming the problem and the valid choices."""
+    """Bad user input; the message is one line naming the problem and the valid choices.
+
+    A BenchError raised inside a DataLoader worker (a bad mask found while loading) reaches the
+    main process re-created by torch as BenchError("Caught BenchError in DataLoader worker ...
+    Original Traceback ... bench.errors.BenchError: MESSAGE"); the constructor keeps only MESSAGE,
+    so the CLI's promise of one line holds whether or not the data is loaded in workers.
+    """
+
+    def __init__(self, message: object = ""):
+        text = str(message)
+        if text.startswith(_WORKER_PREFIX) and _ORIGINAL in text:
+            text = text.rstrip().rsplit(_ORIGINAL, 1)[1]
+        super().__init__(text)

@@ -26,7 +26,7 @@ from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
 import numpy as np
 
-from bench.data import SegmentationDataModule, denormalize
+from bench.data import SegmentationDataModule, denormalize, num_classes_of
 from bench.evaluation.pictures import prediction_grid, predict_examples, save_png
 from bench.errors import BenchError
 from bench.evaluation.crf import CRFParams
@@ -86,7 +86,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         backbone_weights = str(Path(backbone_weights).resolve())
     configs = []
     for variant in selected:
-        version, protocol, knobs = resolve_variant(experiment, variant, scale)
+        version, protocol, knobs = resolve_variant(experiment, variant, scale, data=data)
         strategy = check_inference(experiment, variant, version, knobs, {**variant.inference, **(inference or {})})
         n_seeds = protocol.seeds if seeds is None else seeds
         if n_seeds < 1:
@@ -109,15 +109,18 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
 def _datamodule(cfg: RunConfig) -> SegmentationDataModule:
     p = cfg.protocol
     return SegmentationDataModule(cfg.data, data_seed=cfg.data_seed, image_size=p.crop_size,
-                                  batch_size=p.batch_size, num_train=p.num_train, num_val=p.num_val)
+                                  batch_size=p.batch_size, num_train=p.num_train, num_val=p.num_val,
+                                  num_workers=p.num_workers)
 
 
-def resolve_variant(experiment: Experiment, variant, scale: str) -> tuple[str, Any, dict[str, Any]]:
+def resolve_variant(experiment: Experiment, variant, scale: str,
+                    data: str = "synthetic") -> tuple[str, Any, dict[str, Any]]:
     """(version, protocol, validated model knobs) of a variant at a scale: the scale's width and
-    model knobs, overridden by the experiment's fixed knobs and the variant's own."""
+    model knobs, overridden by the experiment's fixed knobs and the variant's own; num_classes
+    from the data spec (21 synthetic and VOC, 19 Cityscapes)."""
     version = experiment.version_of(variant)
     protocol = protocol_for(scale, version)
-    knobs = {"width": protocol.width, "num_classes": 21, **protocol.model_knobs,
+    knobs = {"width": protocol.width, "num_classes": num_classes_of(data), **protocol.model_knobs,
              **experiment.knobs_of(variant)}
     try:
         make_config(version, knobs)
@@ -474,7 +477,7 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: Path,
         model = load_checkpoint(checkpoint_path(results_dir, first.experiment, first.variant, first.seed),
                                 first.version, first.knobs)
         best, history = search_crf(model, datamodule.holdout_dataloader(images), num_classes=first.knobs["num_classes"],
-                                   image_size=first.protocol.crop_size, device=torch.device("cpu"))
+                                   image_size=max(datamodule.eval_size()), device=torch.device("cpu"))
         best_dict = asdict(best)
         write_json_atomic(crf_search_path(results_dir, experiment.name, variant.name),
                           {"best": best_dict, "history": history, "searched_on": f"holdout[:{images}]",

@@ -210,7 +210,7 @@ def test_bad_data_specs_name_the_valid_forms(spec):
     assert "\n" not in message and "synthetic" in message and "voc:PATH" in message
 
 
-@pytest.mark.parametrize("spec", ["voc:/data/VOCdevkit", "cityscapes:/data/cs"])
-def test_real_data_sets_are_not_served_yet(spec):
-    with pytest.raises(BenchError, match="not supported yet; valid now: synthetic"):
+@pytest.mark.parametrize("spec", ["voc:/nonexistent/VOCdevkit", "cityscapes:/nonexistent/cs"])
+def test_real_data_sets_at_a_missing_path_fail_when_built(spec):
+    with pytest.raises(BenchError, match="/nonexistent/.*: no such folder; expected"):
         SegmentationDataModule(spec)
