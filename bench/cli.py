@@ -59,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default: online with WANDB_API_KEY set, else offline")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    run.add_argument("--devices", type=int, default=1, metavar="N",
+                     help="devices per node for each run (DDP when devices x nodes > 1; the protocol's "
+                          "batch is split over them)")
+    run.add_argument("--num-nodes", type=int, default=1, metavar="M", help="nodes for each run (DDP)")
+    run.add_argument("--launcher", default="local", choices=("local", "slurm"),
+                     help="local: run here one after another; slurm: one job per variant x seed (submitit)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="with --launcher slurm: print the job ids and return; `bench table` later")
+    run.add_argument("--slurm-partition", default=None)
+    run.add_argument("--slurm-account", default=None)
+    run.add_argument("--slurm-time", type=int, default=240, metavar="MINUTES", help="time limit per job")
+    run.add_argument("--slurm-gpus-per-node", type=int, default=None, metavar="N",
+                     help="default: --devices (0 with --accelerator cpu)")
+    run.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
     run.add_argument("--eval-scales", type=_scales, default=None, metavar="S,S,...",
                      help="multi-scale test inputs, probabilities averaged (v3: 0.5,0.75,1,1.25,1.5,1.75)")
     run.add_argument("--eval-flip", action="store_true", help="add left-right flipped inputs at test time")
@@ -119,6 +133,14 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _slurm_options(args):
+    from bench.launchers import SlurmOptions
+
+    return SlurmOptions(partition=args.slurm_partition, gpus_per_node=args.slurm_gpus_per_node,
+                        time_min=args.slurm_time, account=args.slurm_account,
+                        cpus_per_task=args.slurm_cpus_per_task)
+
+
 def cmd_run(args) -> int:
     from bench.registry import get_experiment
     from bench.runner import quiet_libraries, run_experiment
@@ -129,11 +151,21 @@ def cmd_run(args) -> int:
                             seeds=args.seeds, variants=args.variants, max_steps=args.max_steps,
                             wandb_mode=args.wandb, accelerator=args.accelerator,
                             backbone_weights=args.backbone_weights, inference=_inference(args),
-                            seed=args.seed, num_val=args.num_val, smoke=args.smoke)
-    print()
-    print(result.tables["md"].read_text())
-    print(f"{result.ran} run(s) done, {result.skipped} already recorded; tables: "
-          + ", ".join(str(p) for p in result.tables.values()))
+                            seed=args.seed, num_val=args.num_val, smoke=args.smoke, devices=args.devices,
+                            num_nodes=args.num_nodes, launcher=args.launcher, slurm=_slurm_options(args),
+                            wait=not args.no_wait)
+    if args.no_wait and args.launcher == "slurm":
+        print(f"submitted {len(result.jobs)} job(s): {' '.join(result.jobs) or '-'} "
+              f"({result.skipped} run(s) already recorded)")
+        print(f"when they are done: bench table {experiment.name} --results-dir {args.results_dir}")
+        return 0
+    if not result.tables and not result.failed:  # a DDP rank other than 0: rank 0 reports
+        return 0
+    if result.tables:
+        print()
+        print(result.tables["md"].read_text())
+        print(f"{result.ran} run(s) done, {result.skipped} already recorded; tables: "
+              + ", ".join(str(p) for p in result.tables.values()))
     if result.failed:
         print(f"{len(result.failed)} run(s) failed:", *result.failed, sep="\n  ", file=sys.stderr)
         return 1

@@ -67,7 +67,8 @@ class SegmentationModule(pl.LightningModule):
         self.confusion.reset()
         self.val_metrics = summary
         for key in ("miou", "pixel_acc", "mean_acc"):
-            self.log(f"val/{key}", summary[key])
+            # the confusion matrix is already summed over DDP ranks: the same value on each rank
+            self.log(f"val/{key}", summary[key], sync_dist=True)
 
     def configure_optimizers(self):
         # v1/v2 (Caffe prototxts): the new classifier fc8 learns at 10x the base rate.

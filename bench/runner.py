@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from bench import plots, report
+from bench import distributed, plots, report
 from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
 import numpy as np
@@ -42,8 +42,7 @@ from bench.registry import Experiment
 from bench.results import (SCHEMA_VERSION, find_records, load_records, read_record, record_path,
                            write_json_atomic, write_record)
 
-WANDB_MODES = ("online", "offline", "disabled")
-WANDB_PROJECT = "deeplab-bench"
+from bench.tracking import WANDB_MODES, WANDB_PROJECT, WandbGuard
 
 
 @dataclass
@@ -52,7 +51,8 @@ class SweepResult:
     ran: int
     skipped: int
     failed: list[str]
-    tables: dict[str, Path]
+    tables: dict[str, Path]  # empty on ranks other than 0, and for --launcher slurm --no-wait
+    jobs: list[str] = field(default_factory=list)  # SLURM job ids (--launcher slurm)
 
 
 def default_wandb_mode() -> str:
@@ -106,10 +106,12 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
     return configs
 
 
-def _datamodule(cfg: RunConfig) -> SegmentationDataModule:
+def _datamodule(cfg: RunConfig, world: int = 1) -> SegmentationDataModule:
+    """The run's data; with DDP each of the ``world`` ranks loads batch / world images per step."""
     p = cfg.protocol
     return SegmentationDataModule(cfg.data, data_seed=cfg.data_seed, image_size=p.crop_size,
-                                  batch_size=p.batch_size, num_train=p.num_train, num_val=p.num_val,
+                                  batch_size=distributed.per_device_batch(p.batch_size, world),
+                                  num_train=p.num_train, num_val=p.num_val,
                                   num_workers=p.num_workers)
 
 
@@ -173,29 +175,63 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
                    variants: list[str] | None = None, max_steps: int | None = None,
                    wandb_mode: str | None = None, accelerator: str = "auto",
                    backbone_weights: str | None = None, inference: dict[str, Any] | None = None,
-                   seed: int | None = None, num_val: int | None = None, smoke: bool = False) -> SweepResult:
+                   seed: int | None = None, num_val: int | None = None, smoke: bool = False,
+                   devices: int = 1, num_nodes: int = 1, launcher: str = "local",
+                   slurm=None, wait: bool = True) -> SweepResult:
+    """Every (variant, seed) not yet recorded: here, one after the other (``launcher="local"``,
+    each run on ``devices`` x ``num_nodes`` with DDP), or as SLURM jobs (``"slurm"``, see
+    bench.launchers; ``slurm`` a launchers.SlurmOptions); then the tables, once."""
     wandb_mode = wandb_mode or default_wandb_mode()
     if wandb_mode not in WANDB_MODES:
         raise BenchError(f"unknown --wandb mode {wandb_mode!r}; valid: {', '.join(WANDB_MODES)}")
+    if launcher not in ("local", "slurm"):
+        raise BenchError(f"unknown --launcher {launcher!r}; valid: local, slurm")
+    world = distributed.world_size(devices, num_nodes)
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
                         inference=inference, seed=seed, num_val=num_val, smoke=smoke)
+    for cfg in configs:
+        distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
+    wandb = WandbGuard(wandb_mode)
+    if launcher == "slurm":  # one job per run, each doing what the loop below does for its config
+        from bench import launchers
+
+        job = launchers.RunJob(wandb_mode=wandb_mode, accelerator=accelerator, devices=devices, num_nodes=num_nodes)
+        slurm = slurm or launchers.SlurmOptions()
+        jobs = launchers.submit(todo, results_dir, job, slurm, name=experiment.name)
+        job_ids = [j.job_id for j in jobs]
+        if not wait:
+            return SweepResult(planned=len(configs), ran=0, skipped=len(configs) - len(todo), failed=[],
+                               tables={}, jobs=job_ids)
+        failed = launchers.wait_for(jobs, todo, poll_s=slurm.poll_s)
+        if not find_records(results_dir, experiment.name):  # every job died before writing a record
+            return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
+                               failed=failed, tables={}, jobs=job_ids)
+        tables = write_tables(experiment, results_dir, scale=scale)
+        if not os.environ.get("WANDB_SWEEP_ID"):
+            _log_summary_run(experiment, results_dir, tables, wandb)
+        return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
+                           failed=failed, tables=tables, jobs=job_ids)
     failed = []
     sweep = tqdm(todo, desc=f"{experiment.name}", unit="run", position=0, dynamic_ncols=True,
+                 disable=not distributed.is_global_zero(),
                  bar_format="{desc}: run {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {postfix}")
     for cfg in sweep:
         sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
-        record = run_one(cfg, results_dir=results_dir, wandb_mode=wandb_mode, accelerator=accelerator)
-        write_record(results_dir, record)
-        if record["status"] != "ok":
+        record = run_and_record(cfg, results_dir, wandb=wandb, accelerator=accelerator, devices=devices,
+                                num_nodes=num_nodes)
+        if record is not None and record["status"] != "ok":
             failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
     sweep.close()
+    if not distributed.is_global_zero():  # a DDP rank > 0: rank 0 writes the records and tables
+        return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
+                           failed=failed, tables={})
     tables = write_tables(experiment, results_dir, scale=scale)
     # Under `wandb agent` (bench sweep) the trial's run is the run; a summary run would take its id.
-    if wandb_mode != "disabled" and not os.environ.get("WANDB_SWEEP_ID"):
-        _log_summary_run(experiment, results_dir, tables, wandb_mode)
+    if not os.environ.get("WANDB_SWEEP_ID"):
+        _log_summary_run(experiment, results_dir, tables, wandb)
     return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
                        failed=failed, tables=tables)
 
@@ -239,8 +275,23 @@ def _scale_of_records(results_dir: Path, name: str) -> str:
     return scales.pop() if len(scales) == 1 else "mixed"
 
 
-def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str, accelerator: str = "auto") -> dict[str, Any]:
-    """Train, validate and time one (variant, seed); never raises for a failure inside the run."""
+def run_and_record(cfg: RunConfig, results_dir: Path, *, wandb: WandbGuard, accelerator: str = "auto",
+                   devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
+    """One (variant, seed) as the local sweep and every launcher's job run it: run_one, then its
+    record, written once (by global rank 0; the other DDP ranks return None)."""
+    record = run_one(cfg, results_dir=results_dir, wandb_mode=wandb, accelerator=accelerator,
+                     devices=devices, num_nodes=num_nodes)
+    if record is None or not distributed.is_global_zero():
+        return None
+    write_record(results_dir, record)
+    return record
+
+
+def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str | WandbGuard, accelerator: str = "auto",
+            devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
+    """Train, validate and time one (variant, seed); never raises for a failure inside the run.
+    With DDP only global rank 0 returns the record; the other ranks return None."""
+    wandb = wandb_mode if isinstance(wandb_mode, WandbGuard) else WandbGuard(wandb_mode)
     started = utc_now()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION, "experiment": cfg.experiment, "variant": cfg.variant,
@@ -248,7 +299,10 @@ def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str, accelerator: 
         "knobs": cfg.knobs, "status": "failed", "error": None, "metrics": {},
     }
     try:
-        record.update(_train_and_measure(cfg, results_dir, wandb_mode, accelerator))
+        result = _train_and_measure(cfg, results_dir, wandb, accelerator, devices, num_nodes)
+        if result is None:  # not global rank 0
+            return None
+        record.update(result)
         record["status"] = "ok"
     except BenchError:
         raise
@@ -259,18 +313,22 @@ def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str, accelerator: 
     return record
 
 
-def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accelerator: str) -> dict[str, Any]:
+def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, accelerator: str,
+                       devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
     p = cfg.protocol
+    world = distributed.world_size(devices, num_nodes)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = _datamodule(cfg)
+    datamodule = _datamodule(cfg, world)
     model = _initial_model(cfg)
     module = SegmentationModule(model, num_classes=cfg.knobs["num_classes"], max_steps=p.max_steps,
                                 lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
                                 inference=cfg.inference, run_config=cfg.to_dict())
-    logger = _wandb_logger(cfg, results_dir, wandb_mode)
+    logger = _wandb_logger(cfg, results_dir, wandb)
     trainer = pl.Trainer(
-        max_steps=p.max_steps, accelerator=accelerator, devices=1, logger=logger or False,
+        max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+        strategy=distributed.strategy(world), sync_batchnorm=distributed.sync_batchnorm(accelerator, world),
+        logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic="warn", default_root_dir=str(results_dir / "lightning"),
         callbacks=[pl.callbacks.TQDMProgressBar(leave=False)],
@@ -279,10 +337,17 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     t0 = time.perf_counter()
     trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
     train_seconds = time.perf_counter() - t0
-    save_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed), model,
-                    cfg.version, cfg.knobs)
+    model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
+    if trainer.is_global_zero:
+        save_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed), model,
+                        cfg.version, cfg.knobs)
     model = module.model = eval_model(cfg, model)  # the network as evaluated (and timed)
-    trainer.validate(module, dataloaders=datamodule.val_dataloader(), verbose=False)
+    # every rank validates its own shard, no sample twice; the confusion matrix sums over ranks
+    val_loader = distributed.unpadded_loader(datamodule.val_dataloader(), world=trainer.world_size,
+                                             rank=trainer.global_rank)
+    trainer.validate(module, dataloaders=val_loader, verbose=False)
+    if not trainer.is_global_zero:  # CRF, pictures, fps, W&B and the record: rank 0 only
+        return None
     metrics = dict(module.val_metrics)
     inference = Inference(**cfg.inference)
     if cfg.crf:
@@ -294,7 +359,7 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
     device = module.device
     picture = draw_predictions(cfg, model, datamodule, results_dir, device)
     if logger is not None:
-        _log_picture(logger, picture, cfg, datamodule, model, device)
+        wandb.call("logging pictures", _log_picture, logger, picture, cfg, datamodule, model, device)
     size = (p.fps_size, p.fps_size)
     speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
     speed_batch = measure_fps(model, size, batch_size=p.batch_size, warmup=p.fps_warmup,
@@ -307,10 +372,12 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb_mode: str, accel
         "gflops": count_gflops(model, size, device=device),
         "paper": _paper_numbers(cfg),
         "env": {**environment(device), "train_seconds": train_seconds,
-                "train_images_per_s": p.max_steps * p.batch_size / train_seconds},
+                "train_images_per_s": p.max_steps * p.batch_size / train_seconds,
+                # training ran data-parallel on this many processes; fps is rank 0's one device
+                "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size},
     }
     if logger is not None:
-        _finish_wandb(logger, result)
+        wandb.call("finishing the run", _finish_wandb, logger, result)
     return result
 
 
@@ -334,18 +401,15 @@ def draw_predictions(cfg: RunConfig, model, datamodule: SegmentationDataModule, 
 
 def _log_picture(logger, picture: Path, cfg: RunConfig, datamodule, model, device) -> None:
     """The grid, and the first image with prediction / ground-truth masks W&B can toggle."""
-    try:
-        import wandb
+    import wandb
 
-        images, masks = next(iter(datamodule.val_dataloader()))
-        preds, _ = predict_examples(model, images[:1], denormalize(images[:1]), None, device)
-        labels = dict(enumerate(datamodule.class_names))
-        overlay = wandb.Image(denormalize(images[:1])[0], masks={
-            "predictions": {"mask_data": preds[0].astype(np.uint8), "class_labels": labels},
-            "ground_truth": {"mask_data": masks[0].numpy().astype(np.uint8), "class_labels": labels}})
-        logger.experiment.log({"predictions": wandb.Image(str(picture)), "overlay": overlay})
-    except Exception as err:
-        _warn_wandb_once(err)
+    images, masks = next(iter(datamodule.val_dataloader()))
+    preds, _ = predict_examples(model, images[:1], denormalize(images[:1]), None, device)
+    labels = dict(enumerate(datamodule.class_names))
+    overlay = wandb.Image(denormalize(images[:1])[0], masks={
+        "predictions": {"mask_data": preds[0].astype(np.uint8), "class_labels": labels},
+        "ground_truth": {"mask_data": masks[0].numpy().astype(np.uint8), "class_labels": labels}})
+    logger.experiment.log({"predictions": wandb.Image(str(picture)), "overlay": overlay})
 
 
 def _paper_numbers(cfg: RunConfig) -> dict[str, float | None]:
@@ -355,67 +419,49 @@ def _paper_numbers(cfg: RunConfig) -> dict[str, float | None]:
     return {"miou": variant.paper_miou, "miou_crf": variant.paper_miou_crf}
 
 
-_wandb_warned = False
-
-
-def _warn_wandb_once(err: Exception) -> None:
-    global _wandb_warned
-    if not _wandb_warned:
-        print(f"warning: W&B unavailable ({type(err).__name__}: {err}); going on without it", file=sys.stderr)
-        _wandb_warned = True
-
-
-def _wandb_logger(cfg: RunConfig, results_dir: Path, mode: str):
-    """A WandbLogger (group = experiment, job_type = variant), or None when disabled or broken."""
-    if mode == "disabled":
-        return None
-    try:
-        from pytorch_lightning.loggers import WandbLogger
-
-        os.environ.setdefault("WANDB_SILENT", "true")
-        save_dir = results_dir / "wandb"
-        save_dir.mkdir(parents=True, exist_ok=True)
-        logger = WandbLogger(project=WANDB_PROJECT, name=f"{cfg.variant}-seed{cfg.seed}",
-                             group=cfg.experiment, job_type=cfg.variant, save_dir=str(save_dir),
-                             mode=mode, config=cfg.to_dict(), reinit="finish_previous")
-        logger.experiment  # start the run now, so a failure shows here
-        return logger
-    except Exception as err:  # no result depends on W&B
-        _warn_wandb_once(err)
-        return None
+def _wandb_logger(cfg: RunConfig, results_dir: Path, wandb: WandbGuard):
+    """A WandbLogger (group = experiment, job_type = variant) whose calls go through the sweep's
+    guard, or None when W&B is disabled or broken (bench.tracking)."""
+    return wandb.logger(project=WANDB_PROJECT, name=f"{cfg.variant}-seed{cfg.seed}", group=cfg.experiment,
+                        job_type=cfg.variant, save_dir=results_dir / "wandb", config=cfg.to_dict(),
+                        reinit="finish_previous")
 
 
 def _finish_wandb(logger, result: dict[str, Any]) -> None:
-    try:
-        run = logger.experiment
-        metrics = result["metrics"]
-        run.summary.update({"miou": metrics["miou"], "miou_crf": metrics.get("miou_crf"),
-                            "fps": result["speed"]["fps"], "params_m": result["params_m"],
-                            "gflops": result["gflops"]})
-        run.finish()
-    except Exception as err:
-        _warn_wandb_once(err)
+    run = logger.experiment
+    metrics = result["metrics"]
+    run.summary.update({"miou": metrics["miou"], "miou_crf": metrics.get("miou_crf"),
+                        "fps": result["speed"]["fps"], "params_m": result["params_m"],
+                        "gflops": result["gflops"]})
+    run.finish()
 
 
-def _log_summary_run(experiment: Experiment, results_dir: Path, tables: dict[str, Path], mode: str) -> None:
-    """One W&B run per sweep holding the comparison table."""
-    try:
-        import wandb
+def _log_summary_run(experiment: Experiment, results_dir: Path, tables: dict[str, Path], wandb: WandbGuard) -> None:
+    """One W&B run per sweep holding the comparison table and plots (through the sweep's guard)."""
+    if not wandb.enabled:
+        return
+    import wandb as wb
 
-        frame = report.aggregate(load_records(results_dir, experiment.name))
-        run = wandb.init(project=WANDB_PROJECT, group=experiment.name, job_type="summary",
-                         name=f"{experiment.name}-summary", dir=str(results_dir / "wandb"), mode=mode,
-                         config={"experiment": experiment.name, "paper_table": experiment.paper_table},
-                         reinit="finish_previous")
-        run.log({"comparison": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
+    frame = report.aggregate(load_records(results_dir, experiment.name))
+
+    def start(mode: str):
+        return wb.init(project=WANDB_PROJECT, group=experiment.name, job_type="summary",
+                       name=f"{experiment.name}-summary", dir=str(results_dir / "wandb"), mode=mode,
+                       config={"experiment": experiment.name, "paper_table": experiment.paper_table},
+                       reinit="finish_previous")
+
+    def log(run) -> None:
+        run.log({"comparison": wb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
         # the plots: mIoU vs fps ("png"), trimap, per-class IoU of the best variant
-        images = {("tradeoff" if key == "png" else key): wandb.Image(str(path))
+        images = {("tradeoff" if key == "png" else key): wb.Image(str(path))
                   for key, path in tables.items() if Path(path).suffix == ".png"}
         if images:
             run.log(images)
         run.finish()
-    except Exception as err:
-        _warn_wandb_once(err)
+
+    run = wandb.start("starting the summary run", start)
+    if run is not None:
+        wandb.call("logging the summary run", log, run)
 
 
 def _writable_dir(path: Path) -> Path:
