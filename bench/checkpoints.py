@@ -37,9 +37,16 @@ def load_checkpoint(path: Path, version: str, knobs: dict) -> nn.Module:
         raise BenchError(f"no checkpoint {path}; run `bench run` for this variant first") from err
     except Exception as err:
         raise BenchError(f"unreadable checkpoint {path}: {type(err).__name__}") from err
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise BenchError(f"checkpoint {path} is not a deeplab-bench checkpoint "
+                         "(expected a dict with version, knobs, state_dict)")
     if payload.get("version") != version or payload.get("knobs") != knobs:
         raise BenchError(f"checkpoint {path} is of {payload.get('version')} {payload.get('knobs')}, "
                          f"not of {version} {knobs}")
     model = build_model(version, **knobs)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:  # torch's message spans lines
+        raise BenchError(f"checkpoint {path} does not fit {version} {knobs}: "
+                         f"{' '.join(str(err).split())[:300]}") from err
     return model.eval()

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run seed K alone (one trial of a W&B sweep, see `bench sweep`)")
     run.add_argument("--variants", type=_variants, default=None, help="comma-separated subset, e.g. largefov,aspp-l")
     run.add_argument("--max-steps", type=int, default=None, help="override the scale's training steps")
+    run.add_argument("--lr", type=float, default=None, metavar="LR",
+                     help="override the scale's base learning rate (recorded in the config)")
     run.add_argument("--num-val", type=int, default=None, metavar="N",
                      help="evaluate on the first N validation images (recorded in the config)")
     run.add_argument("--smoke", action="store_true",
@@ -108,7 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("pred_dir", type=Path)
     score.add_argument("gt_dir", type=Path)
     score.add_argument("--num-classes", type=int, required=True)
+    stats = sub.add_parser("data-stats", help="class frequencies and object sizes of the synthetic data")
+    stats.add_argument("--split", default="train")
+    stats.add_argument("--images", type=int, default=1000)
+    stats.add_argument("--size", type=int, default=128)
+    stats.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def cmd_data_stats(args) -> int:
+    from bench.data.stats import report
+
+    if args.images < 1 or args.size < 8:
+        raise BenchError(f"need --images >= 1 and --size >= 8, got {args.images} and {args.size}")
+    print(report(seed=args.seed, split=args.split, n=args.images, size=args.size))
+    return 0
 
 
 def cmd_score(args) -> int:
@@ -153,12 +169,16 @@ def cmd_run(args) -> int:
                             backbone_weights=args.backbone_weights, inference=_inference(args),
                             seed=args.seed, num_val=args.num_val, smoke=args.smoke, devices=args.devices,
                             num_nodes=args.num_nodes, launcher=args.launcher, slurm=_slurm_options(args),
-                            wait=not args.no_wait)
+                            wait=not args.no_wait, lr=args.lr)
     if args.no_wait and args.launcher == "slurm":
         print(f"submitted {len(result.jobs)} job(s): {' '.join(result.jobs) or '-'} "
               f"({result.skipped} run(s) already recorded)")
         print(f"when they are done: bench table {experiment.name} --results-dir {args.results_dir}")
         return 0
+    if result.left:  # another `bench run` on this results dir is doing these runs
+        print(f"{result.ran} run(s) done, {result.skipped} already recorded, {len(result.left)} left to "
+              "other processes (the last to finish writes the tables, or run `bench table`):",
+              *result.left, sep="\n  ")
     if not result.tables and not result.failed:  # a DDP rank other than 0: rank 0 reports
         return 0
     if result.tables:
@@ -312,7 +332,7 @@ def cmd_crf_search(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
-            "score": cmd_score, "sweep": cmd_sweep}
+            "score": cmd_score, "sweep": cmd_sweep, "data-stats": cmd_data_stats}
 
 
 def _end_progress_bars() -> None:

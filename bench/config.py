@@ -115,6 +115,12 @@ class RunConfig:
         return replace(self, protocol=replace(self.protocol, max_steps=SMOKE_STEPS, num_val=SMOKE_VAL,
                                               fps_warmup=1, fps_iters=2))
 
+    def with_lr(self, lr: float | None) -> "RunConfig":
+        """The base learning rate overridden (``bench run --lr``); recorded in the config."""
+        if lr is None:
+            return self
+        return replace(self, protocol=replace(self.protocol, lr=lr))
+
     def with_num_val(self, num_val: int | None) -> "RunConfig":
         """Evaluate on the first ``num_val`` validation images (smoke runs); recorded in the config."""
         if num_val is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from bench import distributed, plots, report
+from bench import claims, distributed, plots, report
 from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
 import numpy as np
@@ -39,6 +40,8 @@ from bench.models.weights import load_backbone_weights
 from bench.module import SegmentationModule
 from bench.provenance import environment, utc_now
 from bench.registry import Experiment
+from bench.resume import (PeriodicCheckpoint, ReplayedLoader, checkpoint_every, resume_path,
+                          usable_checkpoint)
 from bench.results import (SCHEMA_VERSION, find_records, load_records, read_record, record_path,
                            write_json_atomic, write_record)
 
@@ -53,6 +56,7 @@ class SweepResult:
     failed: list[str]
     tables: dict[str, Path]  # empty on ranks other than 0, and for --launcher slurm --no-wait
     jobs: list[str] = field(default_factory=list)  # SLURM job ids (--launcher slurm)
+    left: list[str] = field(default_factory=list)  # runs another live `bench run` is doing (claims)
 
 
 def default_wandb_mode() -> str:
@@ -64,7 +68,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
               variants: list[str] | None, max_steps: int | None,
               results_dir: Path = Path("results"), backbone_weights: str | None = None,
               inference: dict[str, Any] | None = None, seed: int | None = None,
-              num_val: int | None = None, smoke: bool = False) -> list[RunConfig]:
+              num_val: int | None = None, smoke: bool = False, lr: float | None = None) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
 
     ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
@@ -80,6 +84,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         raise BenchError(f"--seed must be at least 0, got {seed}")
     if num_val is not None and num_val < 1:
         raise BenchError(f"--num-val must be at least 1, got {num_val}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise BenchError(f"--lr must be a positive number, got {lr}")
     if backbone_weights is not None:
         if not Path(backbone_weights).is_file():
             raise BenchError(f"--backbone-weights {backbone_weights}: no such file")
@@ -98,7 +104,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
                             crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
                             backbone_weights=backbone_weights, inference=strategy)
             cfg = cfg.as_smoke() if smoke else cfg
-            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val))
+            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr))
     for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
         if backbone_weights is not None:
@@ -177,7 +183,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
                    backbone_weights: str | None = None, inference: dict[str, Any] | None = None,
                    seed: int | None = None, num_val: int | None = None, smoke: bool = False,
                    devices: int = 1, num_nodes: int = 1, launcher: str = "local",
-                   slurm=None, wait: bool = True) -> SweepResult:
+                   slurm=None, wait: bool = True, lr: float | None = None) -> SweepResult:
     """Every (variant, seed) not yet recorded: here, one after the other (``launcher="local"``,
     each run on ``devices`` x ``num_nodes`` with DDP), or as SLURM jobs (``"slurm"``, see
     bench.launchers; ``slurm`` a launchers.SlurmOptions); then the tables, once."""
@@ -189,7 +195,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     world = distributed.world_size(devices, num_nodes)
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
-                        inference=inference, seed=seed, num_val=num_val, smoke=smoke)
+                        inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr)
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
@@ -214,26 +220,69 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
             _log_summary_run(experiment, results_dir, tables, wandb)
         return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
                            failed=failed, tables=tables, jobs=job_ids)
-    failed = []
-    sweep = tqdm(todo, desc=f"{experiment.name}", unit="run", position=0, dynamic_ncols=True,
+    failed: list[str] = []
+    ran = 0
+    # Several `bench run` on one results dir share the work through claim files (bench.claims);
+    # the ranks of one DDP run do the same runs together and claim nothing.
+    share = world == 1
+    sweep = tqdm(total=len(todo), desc=f"{experiment.name}", unit="run", position=0, dynamic_ncols=True,
                  disable=not distributed.is_global_zero(),
                  bar_format="{desc}: run {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {postfix}")
-    for cfg in sweep:
-        sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
-        record = run_and_record(cfg, results_dir, wandb=wandb, accelerator=accelerator, devices=devices,
-                                num_nodes=num_nodes)
-        if record is not None and record["status"] != "ok":
-            failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
+
+    def claim_and_run(cfg: RunConfig) -> bool:
+        """Run ``cfg`` unless another live process holds it (False: left to that process)."""
+        nonlocal ran
+        claim = None
+        if share:
+            claim, _ = claims.acquire(_claim_path(results_dir, cfg))
+            if claim is None:
+                return False
+        try:
+            if share and is_finished(results_dir, cfg):  # another process finished it meanwhile
+                return True
+            sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
+            record = run_and_record(cfg, results_dir, wandb=wandb, accelerator=accelerator, devices=devices,
+                                    num_nodes=num_nodes)
+            ran += 1
+            if record is not None and record["status"] != "ok":
+                failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
+            return True
+        finally:
+            if claim is not None:
+                claim.release()
+            sweep.update()
+
+    deferred = [cfg for cfg in todo if not claim_and_run(cfg)]
+    # a second pass takes over the runs whose claimer has died (or given up) since
+    for cfg in deferred:
+        if not is_finished(results_dir, cfg) and claims.held_by_other(_claim_path(results_dir, cfg)) is None:
+            claim_and_run(cfg)
     sweep.close()
+    left = []
+    for cfg in deferred:
+        path = _claim_path(results_dir, cfg)
+        holder = None if is_finished(results_dir, cfg) else claims.held_by_other(path)
+        if holder is not None:
+            left.append(f"{cfg.variant}/seed-{cfg.seed} {claims.describe(holder, path)}")
+    counts = dict(planned=len(configs), ran=ran, skipped=len(configs) - ran - len(left), failed=failed, left=left)
     if not distributed.is_global_zero():  # a DDP rank > 0: rank 0 writes the records and tables
-        return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
-                           failed=failed, tables={})
-    tables = write_tables(experiment, results_dir, scale=scale)
+        return SweepResult(**counts, tables={})
+    if left:  # the last process to finish writes the tables
+        return SweepResult(**counts, tables={})
+    lock = claims.wait_and_acquire(results_dir / claims.CLAIMS_DIR / experiment.name / "tables.claim")
+    try:  # one writer at a time when two sweeps finish together
+        tables = write_tables(experiment, results_dir, scale=scale)
+    finally:
+        if lock is not None:
+            lock.release()
     # Under `wandb agent` (bench sweep) the trial's run is the run; a summary run would take its id.
     if not os.environ.get("WANDB_SWEEP_ID"):
         _log_summary_run(experiment, results_dir, tables, wandb)
-    return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
-                       failed=failed, tables=tables)
+    return SweepResult(**counts, tables=tables)
+
+
+def _claim_path(results_dir: Path, cfg: RunConfig) -> Path:
+    return claims.claim_path(results_dir, cfg.experiment, cfg.variant, cfg.seed)
 
 
 def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None = None) -> dict[str, Path]:
@@ -284,6 +333,7 @@ def run_and_record(cfg: RunConfig, results_dir: Path, *, wandb: WandbGuard, acce
     if record is None or not distributed.is_global_zero():
         return None
     write_record(results_dir, record)
+    resume_path(results_dir, cfg.to_dict()).unlink(missing_ok=True)  # the record supersedes it
     return record
 
 
@@ -309,7 +359,11 @@ def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str | WandbGuard, 
     except Exception as err:  # recorded, the sweep goes on
         record["error"] = f"{type(err).__name__}: {err}"
         record["traceback"] = traceback.format_exc()
-    record.setdefault("env", {}).update(started=started, ended=utc_now())
+    env = record.setdefault("env", {})
+    if "git_commit" not in env:  # a failed run keeps its provenance too
+        use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+        env.update(environment(torch.device("cuda", 0) if use_cuda else torch.device("cpu")))
+    env.update(started=started, ended=utc_now())
     return record
 
 
@@ -325,17 +379,28 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
                                 inference=cfg.inference, run_config=cfg.to_dict())
     logger = _wandb_logger(cfg, results_dir, wandb)
+    resume = resume_path(results_dir, cfg.to_dict())
+    # single-process runs only: DDP runs restart from step 0 (the replayed loader has no sampler)
+    resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), cfg.to_dict())]
+                        if world == 1 else [])
     trainer = pl.Trainer(
         max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
         strategy=distributed.strategy(world), sync_batchnorm=distributed.sync_batchnorm(accelerator, world),
         logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic="warn", default_root_dir=str(results_dir / "lightning"),
-        callbacks=[pl.callbacks.TQDMProgressBar(leave=False)],
+        callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks],
     )
     datamodule.setup("fit")
+    train_loader, ckpt_path, resumed_from = datamodule.train_dataloader(), None, 0
+    if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
+        ckpt_path, resumed_from = usable_checkpoint(resume, cfg.to_dict(), module)
+        if ckpt_path is not None:
+            tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
+                       f"({ckpt_path})", file=sys.stderr)
+            train_loader = ReplayedLoader(train_loader, resumed_from)
     t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
+    trainer.fit(module, train_dataloaders=train_loader, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = time.perf_counter() - t0
     model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
     if trainer.is_global_zero:
@@ -372,7 +437,8 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
         "gflops": count_gflops(model, size, device=device),
         "paper": _paper_numbers(cfg),
         "env": {**environment(device), "train_seconds": train_seconds,
-                "train_images_per_s": p.max_steps * p.batch_size / train_seconds,
+                "train_images_per_s": (p.max_steps - resumed_from) * p.batch_size / train_seconds,
+                "resumed_from_step": resumed_from,  # > 0: train_seconds covers the steps after it
                 # training ran data-parallel on this many processes; fps is rank 0's one device
                 "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size},
     }
@@ -468,7 +534,7 @@ def _writable_dir(path: Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / f".write-test-{os.getpid()}"  # per process: two sweeps may start together
         probe.write_text("")
         probe.unlink()
     except OSError as err:

@@ -1,0 +1,143 @@
+"""Resuming a run killed mid-training: periodic Lightning checkpoints and a replayed data order.
+
+While a run trains, every ``checkpoint_every(max_steps)`` steps (a tenth of the run) the whole
+training state (weights, BN statistics, SGD momentum, the poly schedule, Lightning's loop
+counters) is written atomically to
+RESULTS_DIR/resume/EXPERIMENT/VARIANT/seed-N-HASH.ckpt, HASH being a hash of the full RunConfig:
+a run whose config changed never picks up another config's checkpoint. The file is scratch
+(git-ignored) and is deleted once the run's record is written.
+
+When the same run starts again and its checkpoint loads (``torch.load(weights_only=True)``,
+same config, same parameter names), training continues from the checkpoint's step. Lightning
+restores the loop but not the data order: a plain DataLoader would start its epoch again from the
+first batch. ``ReplayedLoader`` therefore fetches and drops the batches already trained on,
+from the same seeded generator, so the resumed run sees the same batches with the same random
+flips as an uninterrupted one. The result is bit-identical on the CPU when the training step
+itself draws no random numbers (no dropout: true of every tiny-scale model); with dropout the
+masks after the resume differ (the global RNG is not rewound), so the run is equivalent, not
+identical. A checkpoint is never written at an epoch's last step (so a resume is always
+mid-epoch, the case the replay handles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytorch_lightning as pl
+import torch
+from tqdm.auto import tqdm
+
+RESUME_DIR = "resume"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def resume_path(results_dir: str | Path, config: dict[str, Any]) -> Path:
+    """Where the mid-training checkpoint of the run with this (RunConfig) dict lives."""
+    name = f"seed-{config['seed']}-{config_hash(config)}.ckpt"
+    return Path(results_dir) / RESUME_DIR / config["experiment"] / config["variant"] / name
+
+
+def checkpoint_every(max_steps: int) -> int:
+    return max(1, max_steps // 10)
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Write the training state every ``every`` steps, atomically (temporary file + rename)."""
+
+    def __init__(self, path: Path, every: int, config: dict[str, Any]):
+        self.path, self.every, self.config = Path(path), every, config
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % self.every or step >= (trainer.max_steps or 0):
+            return
+        per_epoch = trainer.num_training_batches
+        if isinstance(per_epoch, int) and per_epoch > 0 and step % per_epoch == 0:
+            return  # an epoch's last step: see the module docstring
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["bench"] = {"config": self.config}
+
+
+def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Module) -> tuple[Path | None, int]:
+    """(path, step) of a checkpoint this run can resume from, else (None, 0).
+
+    A checkpoint that does not load, holds another config or other parameter names is moved aside
+    to ``*.unusable`` (kept for inspection, never loaded again) with a one-line warning, and the
+    run trains from step 0.
+    """
+    if not path.exists():
+        return None, 0
+    problem = None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        saved = ckpt.get("bench", {}).get("config") if isinstance(ckpt, dict) else None
+        if saved != config:
+            problem = "holds another run config"
+        else:
+            ours, theirs = set(module.state_dict()), set(ckpt["state_dict"])
+            if ours != theirs:
+                diff = sorted(ours ^ theirs)
+                problem = f"has other parameters ({len(diff)} differ, e.g. {diff[0]})"
+    except Exception as err:  # truncated, not a checkpoint, unsafe pickle
+        problem = f"does not load ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    if problem is not None:
+        aside = path.with_name(path.name + ".unusable")
+        os.replace(path, aside)
+        tqdm.write(f"warning: resume checkpoint {path} {problem}; moved to {aside}, training from step 0",
+                   file=sys.stderr)  # on a line of its own, below the sweep's progress bar
+        return None, 0
+    return path, int(ckpt["global_step"])
+
+
+class ReplayedLoader:
+    """The training loader, fast-forwarded past the ``steps`` batches a checkpoint trained on.
+
+    The first iterator that is consumed runs the loader through the finished epochs and drops the
+    finished part of the current one (each fetch draws its random flips, as in the original run); later epochs
+    are the loader's own. ``state_dict`` makes Lightning see a resumable loader (no warning).
+    """
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps = loader, steps
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        # A generator: nothing is fetched before the first next(). Lightning calls iter() once
+        # just to check that a non-DataLoader is iterable; that iterator is never consumed.
+        if self.steps:
+            yield from self._replay()
+        else:
+            yield from self.loader
+
+    def _replay(self) -> Iterator:
+        steps, self.steps = self.steps, 0
+        per_epoch = len(self.loader)
+        for _ in range(steps // per_epoch):
+            for _ in self.loader:
+                pass
+        batches = iter(self.loader)
+        for _ in range(steps % per_epoch):
+            next(batches)
+        yield from batches
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
