@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default: online with WANDB_API_KEY set, else offline")
     run.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu")
+    run.add_argument("--amp", action="store_true",
+                     help="bf16 mixed precision for training, evaluation and fps (Lightning 'bf16-mixed')")
     run.add_argument("--devices", type=int, default=1, metavar="N",
                      help="devices per node for each run (DDP when devices x nodes > 1; the protocol's "
                           "batch is split over them)")
@@ -169,7 +171,7 @@ def cmd_run(args) -> int:
                             backbone_weights=args.backbone_weights, inference=_inference(args),
                             seed=args.seed, num_val=args.num_val, smoke=args.smoke, devices=args.devices,
                             num_nodes=args.num_nodes, launcher=args.launcher, slurm=_slurm_options(args),
-                            wait=not args.no_wait, lr=args.lr)
+                            wait=not args.no_wait, lr=args.lr, amp=args.amp)
     if args.no_wait and args.launcher == "slurm":
         print(f"submitted {len(result.jobs)} job(s): {' '.join(result.jobs) or '-'} "
               f"({result.skipped} run(s) already recorded)")

@@ -90,6 +90,9 @@ class RunConfig:
     crf_params: dict[str, Any] = field(default_factory=dict)  # overrides of CRFParams' defaults
     backbone_weights: str | None = None  # ImageNet backbone state dict (a local file) to start from
     inference: dict[str, Any] = field(default_factory=dict)  # test-time strategy (evaluation.inference)
+    # "32" or "bf16-mixed" (bench run --amp): Lightning's precision for training, and the autocast
+    # dtype of evaluation and fps. bf16 keeps fp32's range, so no loss scaling is needed.
+    precision: str = "32"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (tuples become lists), so it compares equal to a record's copy."""
@@ -114,6 +117,9 @@ class RunConfig:
         meaningless; the protocol in the record says so."""
         return replace(self, protocol=replace(self.protocol, max_steps=SMOKE_STEPS, num_val=SMOKE_VAL,
                                               fps_warmup=1, fps_iters=2))
+
+    def with_precision(self, amp: bool) -> "RunConfig":
+        return replace(self, precision="bf16-mixed") if amp else self
 
     def with_lr(self, lr: float | None) -> "RunConfig":
         """The base learning rate overridden (``bench run --lr``); recorded in the config."""

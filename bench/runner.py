@@ -68,7 +68,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
               variants: list[str] | None, max_steps: int | None,
               results_dir: Path = Path("results"), backbone_weights: str | None = None,
               inference: dict[str, Any] | None = None, seed: int | None = None,
-              num_val: int | None = None, smoke: bool = False, lr: float | None = None) -> list[RunConfig]:
+              num_val: int | None = None, smoke: bool = False, lr: float | None = None,
+              amp: bool = False) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
 
     ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
@@ -104,7 +105,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
                             crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
                             backbone_weights=backbone_weights, inference=strategy)
             cfg = cfg.as_smoke() if smoke else cfg
-            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr))
+            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_precision(amp))
     for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
         if backbone_weights is not None:
@@ -183,7 +184,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
                    backbone_weights: str | None = None, inference: dict[str, Any] | None = None,
                    seed: int | None = None, num_val: int | None = None, smoke: bool = False,
                    devices: int = 1, num_nodes: int = 1, launcher: str = "local",
-                   slurm=None, wait: bool = True, lr: float | None = None) -> SweepResult:
+                   slurm=None, wait: bool = True, lr: float | None = None, amp: bool = False) -> SweepResult:
     """Every (variant, seed) not yet recorded: here, one after the other (``launcher="local"``,
     each run on ``devices`` x ``num_nodes`` with DDP), or as SLURM jobs (``"slurm"``, see
     bench.launchers; ``slurm`` a launchers.SlurmOptions); then the tables, once."""
@@ -195,7 +196,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     world = distributed.world_size(devices, num_nodes)
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
-                        inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr)
+                        inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr, amp=amp)
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
@@ -385,6 +386,7 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                         if world == 1 else [])
     trainer = pl.Trainer(
         max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+        precision=cfg.precision,
         strategy=distributed.strategy(world), sync_batchnorm=distributed.sync_batchnorm(accelerator, world),
         logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -414,6 +416,29 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
     if not trainer.is_global_zero:  # CRF, pictures, fps, W&B and the record: rank 0 only
         return None
     metrics = dict(module.val_metrics)
+    with _autocast(cfg, module.device):
+        result = _measure_after_training(cfg, module, model, datamodule, results_dir, logger, wandb)
+    result["env"].update({"train_seconds": train_seconds,
+                          "train_images_per_s": (p.max_steps - resumed_from) * p.batch_size / train_seconds,
+                          "resumed_from_step": resumed_from,  # > 0: train_seconds covers the steps after it
+                          # training ran data-parallel on this many processes; fps is rank 0's one device
+                          "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size})
+    result["metrics"] = {**metrics, **result["metrics"]}
+    if logger is not None:
+        wandb.call("finishing the run", _finish_wandb, logger, result)
+    return result
+
+
+def _autocast(cfg: RunConfig, device: torch.device):
+    """bf16 autocast around evaluation and fps when the run trains with --amp (Lightning applies
+    it to training and validation itself)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16-mixed")
+
+
+def _measure_after_training(cfg: RunConfig, module, model, datamodule, results_dir: Path, logger, wandb) -> dict:
+    """CRF, pictures, fps, params and GFLOPs of the trained network (rank 0)."""
+    p = cfg.protocol
+    metrics = {}
     inference = Inference(**cfg.inference)
     if cfg.crf:
         crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
@@ -429,22 +454,17 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
     speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
     speed_batch = measure_fps(model, size, batch_size=p.batch_size, warmup=p.fps_warmup,
                               iters=p.fps_iters, device=device)
-    result = {
+    if cfg.precision != "32":
+        speed["precision"] = speed_batch["precision"] = cfg.precision
+    return {
         "metrics": metrics,
         "speed": speed,
         "speed_batch": speed_batch,  # the same protocol at the training batch size
         "params_m": count_params_m(model),
         "gflops": count_gflops(model, size, device=device),
         "paper": _paper_numbers(cfg),
-        "env": {**environment(device), "train_seconds": train_seconds,
-                "train_images_per_s": (p.max_steps - resumed_from) * p.batch_size / train_seconds,
-                "resumed_from_step": resumed_from,  # > 0: train_seconds covers the steps after it
-                # training ran data-parallel on this many processes; fps is rank 0's one device
-                "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size},
+        "env": environment(device),
     }
-    if logger is not None:
-        wandb.call("finishing the run", _finish_wandb, logger, result)
-    return result
 
 
 PICTURE_IMAGES = 4  # validation images per prediction grid
