@@ -33,6 +33,16 @@ from bench.models.fuse import optimize_for_inference
 from bench.provenance import device_name, git_state, utc_now
 
 
+def best_seconds(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` (the caller warms it up first if needed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def crf_throughput(n_images: int, size: int, workers: int, repeats: int = 3) -> float:
     """Images/s of dense_crf_batch on real synthetic images with a blurred one-hot unary."""
     images, masks = generate(0, "bench", n_images, size)
@@ -41,12 +51,8 @@ def crf_throughput(n_images: int, size: int, workers: int, repeats: int = 3) -> 
         onehot = np.eye(21, dtype=np.float32)[np.where(mask == 255, 0, mask)].transpose(2, 0, 1)
         noisy = onehot * 0.6 + 0.4 / 21 + np.random.default_rng(0).random(onehot.shape, dtype=np.float32) * 0.2
         probs.append(noisy / noisy.sum(0, keepdims=True))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        dense_crf_batch(list(images), probs, CRFParams(), workers=workers)
-        best = min(best, time.perf_counter() - start)
-    return n_images / best
+    return n_images / best_seconds(lambda: dense_crf_batch(list(images), probs, CRFParams(), workers=workers),
+                                   repeats)
 
 
 def generator_throughput(n_images: int, size: int) -> float:
@@ -77,13 +83,9 @@ def conv_gflops(channels: int, size: int, kernel: int, repeats: int = 5) -> floa
     conv of the models uses, reach ~500: the machine's limit is the faster of the two."""
     conv = torch.nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False).eval()
     x = torch.randn(1, channels, size, size)
-    best = float("inf")
     with torch.inference_mode():
         conv(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            conv(x)
-            best = min(best, time.perf_counter() - start)
+        best = best_seconds(lambda: conv(x), repeats)
     return 2 * channels * channels * kernel * kernel * size * size / best / 1e9
 
 
@@ -91,12 +93,7 @@ def gemm_gflops(n: int, repeats: int = 5) -> float:
     """fp32 GFLOP/s of an n x n x n torch.mm, best of ``repeats`` (2 n^3 FLOPs per product)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / best_seconds(lambda: torch.mm(a, b), repeats) / 1e9
 
 
 # Each version's flagship (the row its paper leads with), as build_model knobs.
@@ -229,7 +226,8 @@ def harness_overhead(size: int, iters: int) -> list[dict]:
     lightning_ips = steps * batch / timer.seconds
 
     bare = module()
-    (optimizer,), (scheduler,) = (lambda c: ([c["optimizer"]], [c["lr_scheduler"]["scheduler"]]))(bare.configure_optimizers())
+    optimizers = bare.configure_optimizers()
+    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
     bare.train()
     for i, (images, masks) in enumerate(DataLoader(data, batch_size=batch)):
         if i == 2:

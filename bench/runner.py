@@ -216,9 +216,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
         if not find_records(results_dir, experiment.name):  # every job died before writing a record
             return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
                                failed=failed, tables={}, jobs=job_ids)
-        tables = write_tables(experiment, results_dir, scale=scale)
-        if not os.environ.get("WANDB_SWEEP_ID"):
-            _log_summary_run(experiment, results_dir, tables, wandb)
+        tables = _write_tables_and_summary(experiment, results_dir, scale, wandb)
         return SweepResult(planned=len(configs), ran=len(todo), skipped=len(configs) - len(todo),
                            failed=failed, tables=tables, jobs=job_ids)
     failed: list[str] = []
@@ -270,8 +268,15 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
         return SweepResult(**counts, tables={})
     if left:  # the last process to finish writes the tables
         return SweepResult(**counts, tables={})
+    return SweepResult(**counts, tables=_write_tables_and_summary(experiment, results_dir, scale, wandb))
+
+
+def _write_tables_and_summary(experiment: Experiment, results_dir: Path, scale: str,
+                              wandb: WandbGuard) -> dict[str, Path]:
+    """The tables and plots of a finished sweep (one writer at a time, when two sweeps finish
+    together), then its W&B summary run."""
     lock = claims.wait_and_acquire(results_dir / claims.CLAIMS_DIR / experiment.name / "tables.claim")
-    try:  # one writer at a time when two sweeps finish together
+    try:
         tables = write_tables(experiment, results_dir, scale=scale)
     finally:
         if lock is not None:
@@ -279,7 +284,7 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     # Under `wandb agent` (bench sweep) the trial's run is the run; a summary run would take its id.
     if not os.environ.get("WANDB_SWEEP_ID"):
         _log_summary_run(experiment, results_dir, tables, wandb)
-    return SweepResult(**counts, tables=tables)
+    return tables
 
 
 def _claim_path(results_dir: Path, cfg: RunConfig) -> Path:
@@ -312,16 +317,20 @@ def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None
     return tables
 
 
+def _config_values(results_dir: Path, name: str, key: str) -> set:
+    """The distinct values of one config field over an experiment's records."""
+    return {read_record(p)["config"].get(key) for p in find_records(results_dir, name)}
+
+
 def _class_names(results_dir: Path, name: str) -> tuple[str, ...] | None:
     """The class names of the records' data: the synthetic set's; None (indices) for other data."""
     from bench.data import CLASS_NAMES
 
-    specs = {read_record(p)["config"].get("data") for p in find_records(results_dir, name)}
-    return CLASS_NAMES if specs == {"synthetic"} else None
+    return CLASS_NAMES if _config_values(results_dir, name, "data") == {"synthetic"} else None
 
 
 def _scale_of_records(results_dir: Path, name: str) -> str:
-    scales = {read_record(p)["config"].get("scale") for p in find_records(results_dir, name)}
+    scales = _config_values(results_dir, name, "scale")
     return scales.pop() if len(scales) == 1 else "mixed"
 
 
@@ -449,7 +458,7 @@ def _measure_after_training(cfg: RunConfig, module, model, datamodule, results_d
     device = module.device
     picture = draw_predictions(cfg, model, datamodule, results_dir, device)
     if logger is not None:
-        wandb.call("logging pictures", _log_picture, logger, picture, cfg, datamodule, model, device)
+        wandb.call("logging pictures", _log_picture, logger, picture, datamodule.class_names)
     size = (p.fps_size, p.fps_size)
     speed = measure_fps(model, size, warmup=p.fps_warmup, iters=p.fps_iters, device=device)
     speed_batch = measure_fps(model, size, batch_size=p.batch_size, warmup=p.fps_warmup,
@@ -474,28 +483,37 @@ def picture_path(results_dir: Path, cfg: RunConfig) -> Path:
     return Path(results_dir) / "pictures" / cfg.experiment / f"{cfg.variant}-seed-{cfg.seed}.png"
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A prediction grid on disk and what it shows (uint8 images, ground truth, predictions)."""
+
+    path: Path
+    images: np.ndarray
+    masks: np.ndarray
+    preds: np.ndarray
+
+
 def draw_predictions(cfg: RunConfig, model, datamodule: SegmentationDataModule, results_dir: Path,
-                     device) -> Path:
+                     device) -> Picture:
     """The first validation images as image | ground truth | prediction [| + CRF]."""
     images, masks = next(iter(datamodule.val_dataloader()))
     images, masks = images[:PICTURE_IMAGES], masks[:PICTURE_IMAGES].numpy()
     raw = denormalize(images)
     crf = CRFParams(**cfg.crf_params) if cfg.crf else None
     preds, preds_crf = predict_examples(model, images, raw, crf, device, Inference(**cfg.inference))
-    return save_png(prediction_grid(raw, masks, preds, preds_crf), picture_path(results_dir, cfg))
+    path = save_png(prediction_grid(raw, masks, preds, preds_crf), picture_path(results_dir, cfg))
+    return Picture(path, raw, masks, preds)
 
 
-def _log_picture(logger, picture: Path, cfg: RunConfig, datamodule, model, device) -> None:
+def _log_picture(logger, picture: Picture, class_names) -> None:
     """The grid, and the first image with prediction / ground-truth masks W&B can toggle."""
     import wandb
 
-    images, masks = next(iter(datamodule.val_dataloader()))
-    preds, _ = predict_examples(model, images[:1], denormalize(images[:1]), None, device)
-    labels = dict(enumerate(datamodule.class_names))
-    overlay = wandb.Image(denormalize(images[:1])[0], masks={
-        "predictions": {"mask_data": preds[0].astype(np.uint8), "class_labels": labels},
-        "ground_truth": {"mask_data": masks[0].numpy().astype(np.uint8), "class_labels": labels}})
-    logger.experiment.log({"predictions": wandb.Image(str(picture)), "overlay": overlay})
+    labels = dict(enumerate(class_names))
+    overlay = wandb.Image(picture.images[0], masks={
+        "predictions": {"mask_data": picture.preds[0].astype(np.uint8), "class_labels": labels},
+        "ground_truth": {"mask_data": picture.masks[0].astype(np.uint8), "class_labels": labels}})
+    logger.experiment.log({"predictions": wandb.Image(str(picture.path)), "overlay": overlay})
 
 
 def _paper_numbers(cfg: RunConfig) -> dict[str, float | None]:
