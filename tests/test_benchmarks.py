@@ -23,5 +23,10 @@ def test_bench_smoke_writes_both_files(tmp_path):
     # ours and torchvision hold the same weights: the eager outputs agree
     eager = frame.set_index("benchmark").value["largest |ours eager - torchvision| logit (target <= 1e-4)"]
     assert eager <= 1e-4
+    # the float64 forward is the exact answer: the folded fp32 model computes the same function
+    folded_error = frame.set_index("benchmark").value["largest |ours folded fp32 - float64| logit (no worse than the floor?)"]
+    assert folded_error < 1e-2
+    # the CRF pool is reported beside the two ceilings that bound it on the machine
+    assert sum(name.startswith("ceiling: ") for name in names) == 2
     assert (frame.value.drop(frame.index[frame.benchmark.str.startswith("largest")]) > 0).all()
     assert "SMOKE" in (tmp_path / "bench.md").read_text()
