@@ -256,8 +256,11 @@ def flagship_rows(size: int, width: float, warmup: int, iters: int, gemm: float,
     return rows
 
 
-def harness_overhead(size: int, iters: int) -> list[dict]:
-    """measure_fps against a bare loop; Lightning's fit loop against a bare training loop."""
+def harness_overhead(size: int, iters: int, rounds: int = 3) -> list[dict]:
+    """measure_fps against a bare loop; Lightning's fit loop against a bare training loop.
+
+    Each pair is timed in alternating rounds and the best of each side kept: this VM's speed
+    drifts by several percent over a minute, more than the overheads being measured."""
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -265,14 +268,20 @@ def harness_overhead(size: int, iters: int) -> list[dict]:
 
     model = build_model("v2", head="aspp-l", width=0.125, batch_norm=True, dropout=0.0).eval()
     x = torch.randn(1, 3, size, size)
-    recorded = measure_fps(model, (size, size), warmup=3, iters=iters)["fps"]
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        start = time.perf_counter()
-        for _ in range(iters):
-            model(x)
-    bare_fps = iters / (time.perf_counter() - start)
+
+    def bare_fps() -> float:
+        with torch.inference_mode():
+            for _ in range(3):
+                model(x)
+            start = time.perf_counter()
+            for _ in range(iters):
+                model(x)
+        return iters / (time.perf_counter() - start)
+
+    recorded = bare = 0.0
+    for _ in range(rounds):
+        recorded = max(recorded, measure_fps(model, (size, size), warmup=3, iters=iters)["fps"])
+        bare = max(bare, bare_fps())
 
     # Training: the same module, optimiser, schedule and batches through Lightning and by hand.
     batch, steps = 8, max(4, iters)
@@ -293,31 +302,38 @@ def harness_overhead(size: int, iters: int) -> list[dict]:
         def on_train_end(self, trainer, *args):
             self.seconds = time.perf_counter() - self.start
 
-    timer = StepTimer()
-    trainer = pl.Trainer(max_steps=steps + 2, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         enable_progress_bar=False, callbacks=[timer])
-    trainer.fit(module(), train_dataloaders=DataLoader(data, batch_size=batch))
-    lightning_ips = steps * batch / timer.seconds
+    def lightning_seconds() -> float:
+        timer = StepTimer()
+        trainer = pl.Trainer(max_steps=steps + 2, accelerator="cpu", devices=1, logger=False,
+                             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+                             enable_progress_bar=False, callbacks=[timer])
+        trainer.fit(module(), train_dataloaders=DataLoader(data, batch_size=batch))
+        return timer.seconds
 
-    bare = module()
-    optimizers = bare.configure_optimizers()
-    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
-    bare.train()
-    for i, (images, masks) in enumerate(DataLoader(data, batch_size=batch)):
-        if i == 2:
-            start = time.perf_counter()
-        loss = bare.loss(bare(images), masks)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-    bare_ips = steps * batch / (time.perf_counter() - start)
+    def bare_seconds() -> float:
+        bare_module = module()
+        optimizers = bare_module.configure_optimizers()
+        optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+        bare_module.train()
+        for i, (images, masks) in enumerate(DataLoader(data, batch_size=batch)):
+            if i == 2:
+                start = time.perf_counter()
+            loss = bare_module.loss(bare_module(images), masks)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        return time.perf_counter() - start
+
+    lightning = bare_loop = float("inf")
+    for _ in range(rounds):
+        lightning = min(lightning, lightning_seconds())
+        bare_loop = min(bare_loop, bare_seconds())
     return [
         {"benchmark": f"bench's fps (measure_fps) / bare timing loop, v2 ASPP-L tiny, {size}x{size} (target >= 0.97)",
-         "value": recorded / bare_fps, "unit": "x"},
+         "value": recorded / bare, "unit": "x"},
         {"benchmark": f"Lightning fit / bare PyTorch loop, images/s, batch {batch}, {size}x{size} (target >= 0.95)",
-         "value": lightning_ips / bare_ips, "unit": "x"},
+         "value": bare_loop / lightning, "unit": "x"},
     ]
 
 
@@ -356,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     # at 513x513 eager only: the folded v3 is timed above, and each 513 forward takes seconds here
     rows += flagship_rows(big, 1.0 if not args.smoke else 0.125, 1, iters, gemm, f"{big}x{big}", folded=False)
     rows += flagship_rows(size, 0.125, 3, 15, gemm, f"tiny (width 0.125), {size}x{size}")
-    rows += harness_overhead(size, 4 if args.smoke else 30)
-    crf = crf_scaling(n, size, workers, rounds=1 if args.smoke else 3)
+    rows += harness_overhead(size, 4 if args.smoke else 30, rounds=1 if args.smoke else 5)
+    crf = crf_scaling(n, size, workers, rounds=1 if args.smoke else 5)
     generated = generator_throughput(n * 4, size)
     consumed = training_consumption(size, steps=2 if args.smoke else 10)
     rows += [
