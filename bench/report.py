@@ -401,7 +401,8 @@ def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str |
     within one pooled std of the best marked $^\\dagger$), the ordering vs the paper under it.
 
     ``caption`` is LaTeX source, inserted as given (escape plain text with :func:`escape_latex`);
-    cells and column names are escaped. The fragment needs only ``\\usepackage{booktabs}``.
+    cells and column names are escaped. The fragment needs ``\\usepackage{booktabs}`` and
+    ``\\usepackage{graphicx}`` (a table wider than the text is scaled down to ``\\linewidth``).
     """
     frame, mask, text = _display(summary, r" $\pm$ ", dagger=r"$^\dagger$", scale=scale)
     for col in text:
@@ -420,12 +421,24 @@ def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str |
         position="htbp",
         position_float="centering",
     )
+    # A table wider than the text (knob columns + CRF columns) is scaled down to the text width,
+    # never up: pasted into a paper's column, it must not run off the page.
+    head, tabular, tail = _split_tabular(tex)
+    tex = (head + "\\begingroup\\setbox0=\\hbox{%\n" + tabular + "}%\n"
+           "\\ifdim\\wd0>\\linewidth\\resizebox{\\linewidth}{!}{\\box0}\\else\\box0\\fi\\endgroup\n" + tail)
     notes = [escape_latex(o.sentence()) for o in orderings(summary)]
     if notes:
         block = "\\par\\smallskip\n{\\footnotesize " + " \\\\\n".join(notes) + "}\n"
         head, _, tail = tex.rpartition("\\end{table}")
         tex = head + block + "\\end{table}" + tail
     return tex
+
+
+def _split_tabular(tex: str) -> tuple[str, str, str]:
+    """(before, the tabular environment, after) of a table fragment."""
+    start = tex.index("\\begin{tabular}")
+    end = tex.index("\\end{tabular}") + len("\\end{tabular}")
+    return tex[:start], tex[start:end], tex[end:].lstrip("\n")
 
 
 def latex_document(fragments: list[str], *, title: str | None = None) -> str:
@@ -438,6 +451,7 @@ def latex_document(fragments: list[str], *, title: str | None = None) -> str:
         "\\usepackage[T1]{fontenc}\n"
         "\\usepackage[landscape,margin=1.5cm]{geometry}\n"
         "\\usepackage{booktabs}\n"
+        "\\usepackage{graphicx}\n"
         "\\begin{document}\n\n"
         f"{heading}{body}\n\n"
         "\\end{document}\n"

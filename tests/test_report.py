@@ -276,6 +276,21 @@ def test_written_tex_file_compiles_when_input(summary, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
+def test_a_table_wider_than_the_text_is_scaled_to_fit(summary, tmp_path):
+    pdflatex = require_tool("pdflatex")
+    crf_summary = summary.assign(miou_crf=summary["miou"] + 4, miou_crf_std=0.5,
+                                 paper_miou_crf=summary["paper_miou"] + 4)
+    fragment = report.latex_table(crf_summary, caption="wide", label="tab:wide")
+    tex = tmp_path / "narrow.tex"  # an 8 cm column: every results table is wider than that
+    tex.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+                   "\\setlength{\\textwidth}{8cm}\n\\begin{document}\n" + fragment + "\n\\end{document}\n")
+    result = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    log = (tmp_path / "narrow.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log
+
+
 def test_pdf_renders_to_png(summary, tmp_path):
     pdftoppm = require_tool("pdftoppm")
     pdf = compile_pdf(tmp_path, summary)
