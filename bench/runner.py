@@ -616,7 +616,8 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: Path,
         raise BenchError(f"{experiment.name} does not evaluate the CRF; experiments that do: "
                          + ", ".join(n for n, e in _all_experiments().items() if e.crf))
     chosen = {}
-    for variant in experiment.select(variants):
+    for variant in tqdm(experiment.select(variants), desc=f"{experiment.name} crf-search", unit="variant",
+                        dynamic_ncols=True):
         folder = Path(results_dir) / "runs" / experiment.name / variant.name
         found = [(p, read_record(p)) for p in sorted(folder.glob("seed-*.json"))]
         found = [(p, r) for p, r in found if r["status"] == "ok"]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from bench.evaluation.crf import CRFParams, dense_crf_batch
 from bench.evaluation.evaluate import predict_chunks
@@ -50,11 +51,19 @@ def search_crf(model: nn.Module, loader: DataLoader, *, num_classes: int, image_
             tried[params] = summarize_confusion(confusion_from_labels(labels, masks, num_classes, ignore_index))["miou"]
         return tried[params]
 
+    grid = paper_grid(image_size)
+    bar = tqdm(total=rounds * sum(len(v) for v in grid.values()), desc="CRF search", unit="setting",
+               leave=False, dynamic_ncols=True)
     best = start
     for _ in range(rounds):
-        for name, values in paper_grid(image_size).items():
+        for name, values in grid.items():
             candidates = [replace(best, **{name: v}) for v in values]
+            for params in candidates:
+                score(params)
+                bar.update()
+                bar.set_postfix_str(f"best mIoU {max(tried.values()):.2f}")
             best = max([best, *candidates], key=score)
+    bar.close()
     history = [{**{k: getattr(p, k) for k in p.__dataclass_fields__}, "miou": m}
                for p, m in sorted(tried.items(), key=lambda item: item[1])]
     return best, history
