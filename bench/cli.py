@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override the scale's base learning rate (recorded in the config)")
     run.add_argument("--num-val", type=int, default=None, metavar="N",
                      help="evaluate on the first N validation images (recorded in the config)")
+    run.add_argument("--val-every", type=int, default=None, metavar="N",
+                     help="also validate every N training steps: a learning curve in the record, "
+                          "W&B and EXPERIMENT-curve.png (training is unchanged)")
     run.add_argument("--smoke", action="store_true",
                      help="check that every stage runs: 2 steps, 8 val images, 2 fps iterations (numbers meaningless)")
     run.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
@@ -171,7 +174,7 @@ def cmd_run(args) -> int:
                             backbone_weights=args.backbone_weights, inference=_inference(args),
                             seed=args.seed, num_val=args.num_val, smoke=args.smoke, devices=args.devices,
                             num_nodes=args.num_nodes, launcher=args.launcher, slurm=_slurm_options(args),
-                            wait=not args.no_wait, lr=args.lr, amp=args.amp)
+                            wait=not args.no_wait, lr=args.lr, amp=args.amp, val_every=args.val_every)
     if args.no_wait and args.launcher == "slurm":
         print(f"submitted {len(result.jobs)} job(s): {' '.join(result.jobs) or '-'} "
               f"({result.skipped} run(s) already recorded)")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 import torch.nn.functional as F
 from torch import nn
 
@@ -34,6 +35,7 @@ class SegmentationModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.confusion = confusion_matrix_metric(num_classes, ignore_index)
         self.val_metrics: dict[str, Any] = {}
+        self.curve: dict[str, list] = {"step": [], "miou": []}  # validations during fit (val_every)
         self.inference = Inference(**(inference or {}))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,9 @@ class SegmentationModule(pl.LightningModule):
         summary = summarize_confusion(self.confusion.compute())
         self.confusion.reset()
         self.val_metrics = summary
+        if self.trainer.state.fn == TrainerFn.FITTING:  # a point of the learning curve, not the final validation
+            self.curve["step"].append(self.global_step)
+            self.curve["miou"].append(summary["miou"])
         for key in ("miou", "pixel_acc", "mean_acc"):
             # the confusion matrix is already summed over DDP ranks: the same value on each rank
             self.log(f"val/{key}", summary[key], sync_dist=True)

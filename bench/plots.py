@@ -6,12 +6,15 @@
   (dashed) and after (solid) CRF, mean over seeds - the papers' trimap figure (v1 Fig. 5, v2 Fig. 14).
 - EXPERIMENT-per-class.png: IoU per class of the best variant (highest mean mIoU), mean over its
   seeds with the std as error bars, before and after CRF where evaluated - which classes it misses.
+- EXPERIMENT-curve.png: val mIoU along training per variant (runs with ``bench run --val-every``),
+  mean over seeds with the seeds' range shaded - when a knob starts to matter.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -63,6 +66,40 @@ def plot_trimap(results_dir: Path, experiment: str, path: Path, *, title: str) -
     ax.set_xlabel("trimap band width (px)")
     ax.set_ylabel("mIoU within the band (%)")
     ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def learning_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, np.ndarray]]:
+    """variant -> {"step", "miou" (seeds, points)} from the ok records that have a learning curve;
+    seeds whose curve has other steps than the variant's first are left out."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in find_records(results_dir, experiment):
+        record = read_record(path)
+        curve = record["metrics"].get("val_curve")
+        if record["status"] != "ok" or not curve:
+            continue
+        entry = found.setdefault(record["variant"], {"step": curve["step"], "miou": []})
+        if curve["step"] == entry["step"]:
+            entry["miou"].append(curve["miou"])
+    return {v: {"step": np.array(c["step"]), "miou": np.array(c["miou"], dtype=float)} for v, c in found.items()}
+
+
+def plot_learning_curves(results_dir: Path, experiment: str, path: Path, *, title: str) -> Path | None:
+    curves = learning_curves(results_dir, experiment)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for i, (variant, curve) in enumerate(curves.items()):
+        seeds = curve["miou"]
+        ax.plot(curve["step"], seeds.mean(axis=0), "-o", ms=3, color=f"C{i}",
+                label=f"{variant} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})")
+        if len(seeds) > 1:
+            ax.fill_between(curve["step"], seeds.min(axis=0), seeds.max(axis=0), color=f"C{i}", alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("val mIoU (%)")
+    ax.set_title(f"{title}\nmean over seeds, shaded: min-max", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -69,7 +69,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
               results_dir: Path = Path("results"), backbone_weights: str | None = None,
               inference: dict[str, Any] | None = None, seed: int | None = None,
               num_val: int | None = None, smoke: bool = False, lr: float | None = None,
-              amp: bool = False) -> list[RunConfig]:
+              amp: bool = False, val_every: int | None = None) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
 
     ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
@@ -85,6 +85,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         raise BenchError(f"--seed must be at least 0, got {seed}")
     if num_val is not None and num_val < 1:
         raise BenchError(f"--num-val must be at least 1, got {num_val}")
+    if val_every is not None and val_every < 1:
+        raise BenchError(f"--val-every must be at least 1 (training steps between validations), got {val_every}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise BenchError(f"--lr must be a positive number, got {lr}")
     if backbone_weights is not None:
@@ -105,7 +107,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
                             crf=experiment.crf, crf_params=tuned_crf_params(results_dir, experiment.name, variant.name),
                             backbone_weights=backbone_weights, inference=strategy)
             cfg = cfg.as_smoke() if smoke else cfg
-            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_precision(amp))
+            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_precision(amp)
+                           .with_val_every(val_every))
     for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
         _datamodule(cfg)
         if backbone_weights is not None:
@@ -176,8 +179,10 @@ def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
     if not path.exists():
         return False
     record = read_record(path)
-    # from_dict fills fields added since the record was written with their defaults
-    return record["status"] == "ok" and RunConfig.from_dict(record["config"]).to_dict() == cfg.to_dict()
+    # from_dict fills fields added since the record was written with their defaults; a learning
+    # curve (val_every) only adds measurements, so a run with or without one is the same run
+    recorded = replace(RunConfig.from_dict(record["config"]), val_every=None)
+    return record["status"] == "ok" and recorded.to_dict() == replace(cfg, val_every=None).to_dict()
 
 
 def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "tiny",
@@ -187,7 +192,8 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
                    backbone_weights: str | None = None, inference: dict[str, Any] | None = None,
                    seed: int | None = None, num_val: int | None = None, smoke: bool = False,
                    devices: int = 1, num_nodes: int = 1, launcher: str = "local",
-                   slurm=None, wait: bool = True, lr: float | None = None, amp: bool = False) -> SweepResult:
+                   slurm=None, wait: bool = True, lr: float | None = None, amp: bool = False,
+                   val_every: int | None = None) -> SweepResult:
     """Every (variant, seed) not yet recorded: here, one after the other (``launcher="local"``,
     each run on ``devices`` x ``num_nodes`` with DDP), or as SLURM jobs (``"slurm"``, see
     bench.launchers; ``slurm`` a launchers.SlurmOptions); then the tables, once."""
@@ -199,7 +205,8 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     world = distributed.world_size(devices, num_nodes)
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results_dir, backbone_weights=backbone_weights,
-                        inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr, amp=amp)
+                        inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr, amp=amp,
+                        val_every=val_every)
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
@@ -311,6 +318,10 @@ def write_tables(experiment: Experiment, results_dir: Path, *, scale: str | None
                                title=f"{experiment.name}: trimap (scale: {scale})")
     if trimap is not None:
         tables["trimap"] = trimap
+    curve = plots.plot_learning_curves(results_dir, experiment.name, results_dir / f"{experiment.name}-curve.png",
+                                       title=f"{experiment.name}: learning curves (scale: {scale})")
+    if curve is not None:
+        tables["curve"] = curve
     per_class = plots.plot_per_class(results_dir, experiment.name, summary,
                                      results_dir / f"{experiment.name}-per-class.png",
                                      title=f"{experiment.name}: IoU per class (scale: {scale})",
@@ -393,6 +404,8 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                                 inference=cfg.inference, run_config=cfg.to_dict())
     logger = _wandb_logger(cfg, results_dir, wandb)
     resume = resume_path(results_dir, cfg.to_dict())
+    # the learning curve: Lightning validates every val_every global steps, across epochs
+    curve = dict(val_check_interval=cfg.val_every, check_val_every_n_epoch=None) if cfg.val_every else {}
     # single-process runs only: DDP runs restart from step 0 (the replayed loader has no sampler)
     resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), cfg.to_dict())]
                         if world == 1 else [])
@@ -403,10 +416,13 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
         logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic="warn", default_root_dir=str(results_dir / "lightning"),
-        callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks],
+        callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks], **curve,
     )
     datamodule.setup("fit")
     train_loader, ckpt_path, resumed_from = datamodule.train_dataloader(), None, 0
+    # under DDP Lightning shards the curve's loader with its padded sampler (a few images twice:
+    # fine for a curve); the run's own numbers come from the unpadded validation after training
+    curve_loader = datamodule.val_dataloader() if curve else None
     if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
         ckpt_path, resumed_from = usable_checkpoint(resume, cfg.to_dict(), module)
         if ckpt_path is not None:
@@ -414,7 +430,8 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                        f"({ckpt_path})", file=sys.stderr)
             train_loader = ReplayedLoader(train_loader, resumed_from)
     t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_loader, ckpt_path=ckpt_path, weights_only=True)
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=curve_loader, ckpt_path=ckpt_path,
+                weights_only=True)
     train_seconds = time.perf_counter() - t0
     model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
     if trainer.is_global_zero:
@@ -436,6 +453,8 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                           # training ran data-parallel on this many processes; fps is rank 0's one device
                           "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size})
     result["metrics"] = {**metrics, **result["metrics"]}
+    if module.curve["step"]:
+        result["metrics"]["val_curve"] = module.curve
     if logger is not None:
         wandb.call("finishing the run", _finish_wandb, logger, result)
     return result

@@ -89,6 +89,7 @@ def test_list_shows_ablation_aspp():
     (["table", "ablation-aspp", "--results-dir", "/nonexistent/results"], "no records of ablation-aspp"),
     (["run", "ablation-aspp", "--backbone-weights", "/nonexistent/vgg16.pth"], "no such file"),
     (["run", "ablation-aspp", "--max-steps", "0"], "--max-steps must be at least 1"),
+    (["run", "ablation-aspp", "--val-every", "0"], "--val-every must be at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     proc = bench(*args, cwd=tmp_path)
@@ -149,3 +150,28 @@ def test_run_draws_a_prediction_grid_per_run_and_logs_it_to_wandb(sweep):
     media = list((results / "wandb").glob("wandb/offline-run-*/files/media/images/*.png"))
     assert len(media) >= 3
     assert (results / "ablation-aspp.png").exists() and (results / "ablation-aspp-trimap.png").exists()
+
+
+def test_val_every_records_a_learning_curve_and_leaves_training_unchanged(tmp_path):
+    """--val-every N validates during training too: the curve lands in the record and in
+    EXPERIMENT-curve.png; the trained network (final mIoU) is the same as without it, and a rerun
+    without the flag counts the run as recorded."""
+    common = ["run", "ablation-dilation", "--variants", "r1", "--max-steps", "4", "--seeds", "1",
+              "--num-val", "8", "--wandb", "disabled"]
+    with_curve, without = tmp_path / "curve", tmp_path / "plain"
+    proc = bench(*common, "--val-every", "2", "--results-dir", str(with_curve))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((with_curve / "runs" / "ablation-dilation" / "r1" / "seed-0.json").read_text())
+    curve = record["metrics"]["val_curve"]
+    assert curve["step"] == [2, 4] and len(curve["miou"]) == 2
+    assert curve["miou"][-1] == pytest.approx(record["metrics"]["miou"])  # step 4 is the trained net
+    assert (with_curve / "ablation-dilation-curve.png").exists()
+
+    proc = bench(*common, "--results-dir", str(without))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = json.loads((without / "runs" / "ablation-dilation" / "r1" / "seed-0.json").read_text())
+    assert "val_curve" not in plain["metrics"] and not (without / "ablation-dilation-curve.png").exists()
+    assert plain["metrics"]["miou"] == record["metrics"]["miou"]
+
+    proc = bench(*common, "--results-dir", str(with_curve))
+    assert proc.returncode == 0 and "0 run(s) done, 1 already recorded" in proc.stdout
