@@ -154,17 +154,20 @@ def test_run_draws_a_prediction_grid_per_run_and_logs_it_to_wandb(sweep):
 
 def test_val_every_records_a_learning_curve_and_leaves_training_unchanged(tmp_path):
     """--val-every N validates during training too: the curve lands in the record and in
-    EXPERIMENT-curve.png; the trained network (final mIoU) is the same as without it, and a rerun
-    without the flag counts the run as recorded."""
-    common = ["run", "ablation-dilation", "--variants", "r1", "--max-steps", "4", "--seeds", "1",
+    EXPERIMENT-curve.png; the trained weights are bit-identical to a run without it (validation
+    must not draw from the RNG that the training flips use), and a rerun without the flag counts
+    the run as recorded."""
+    import torch
+
+    common = ["run", "ablation-dilation", "--variants", "r1", "--max-steps", "6", "--seeds", "1",
               "--num-val", "8", "--wandb", "disabled"]
     with_curve, without = tmp_path / "curve", tmp_path / "plain"
     proc = bench(*common, "--val-every", "2", "--results-dir", str(with_curve))
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((with_curve / "runs" / "ablation-dilation" / "r1" / "seed-0.json").read_text())
     curve = record["metrics"]["val_curve"]
-    assert curve["step"] == [2, 4] and len(curve["miou"]) == 2
-    assert curve["miou"][-1] == pytest.approx(record["metrics"]["miou"])  # step 4 is the trained net
+    assert curve["step"] == [2, 4, 6] and len(curve["miou"]) == 3
+    assert curve["miou"][-1] == pytest.approx(record["metrics"]["miou"])  # step 6 is the trained net
     assert (with_curve / "ablation-dilation-curve.png").exists()
 
     proc = bench(*common, "--results-dir", str(without))
@@ -172,6 +175,9 @@ def test_val_every_records_a_learning_curve_and_leaves_training_unchanged(tmp_pa
     plain = json.loads((without / "runs" / "ablation-dilation" / "r1" / "seed-0.json").read_text())
     assert "val_curve" not in plain["metrics"] and not (without / "ablation-dilation-curve.png").exists()
     assert plain["metrics"]["miou"] == record["metrics"]["miou"]
+    weights = [torch.load(d / "checkpoints" / "ablation-dilation" / "r1" / "seed-0.pt", weights_only=True)["state_dict"]
+               for d in (with_curve, without)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
     proc = bench(*common, "--results-dir", str(with_curve))
     assert proc.returncode == 0 and "0 run(s) done, 1 already recorded" in proc.stdout

@@ -98,6 +98,7 @@ CASES: list[tuple[str, Callable[[Path], None] | None, list[str]]] = [
     ("VOC folder that does not exist", None, ["run", "ablation-aspp", "--data", "voc:TMP/VOCdevkit"]),
     ("`--seeds 0`", None, ["run", "ablation-aspp", "--seeds", "0"]),
     ("`--max-steps 0`", None, ["run", "ablation-aspp", "--max-steps", "0"]),
+    ("`--val-every 0`", None, ["run", "ablation-aspp", "--val-every", "0"]),
     ("`--lr 0`", None, ["run", "ablation-aspp", "--lr", "0"]),
     ("`--lr nan`", None, ["run", "ablation-aspp", "--lr", "nan"]),
     ("`--eval-output-stride` on a v2 model", None, ["run", "ablation-aspp", "--eval-output-stride", "8"]),

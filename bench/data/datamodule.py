@@ -265,13 +265,20 @@ class SegmentationDataModule(pl.LightningDataModule):
                           generator=generator, **self._loader_kwargs())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), batch_size=self.batch_size,
-                          shuffle=False, drop_last=False, **self._loader_kwargs())
+        return DataLoader(self.dataset("val"), batch_size=self.batch_size, shuffle=False, drop_last=False,
+                          **self._loader_kwargs(), **self._own_generator())
 
     def holdout_dataloader(self, n: int = NUM_HOLDOUT) -> DataLoader:
-        return DataLoader(self.dataset("holdout", n), batch_size=self.batch_size,
-                          shuffle=False, drop_last=False, **self._loader_kwargs())
+        return DataLoader(self.dataset("holdout", n), batch_size=self.batch_size, shuffle=False,
+                          drop_last=False, **self._loader_kwargs(), **self._own_generator())
 
     def _loader_kwargs(self) -> dict:
         return dict(num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                     pin_memory=torch.cuda.is_available())
+
+    @staticmethod
+    def _own_generator() -> dict:
+        """Evaluation draws nothing at random, but a DataLoader without a generator takes each
+        iterator's base seed from torch's global RNG - the one the training flips use - so a
+        validation during training (--val-every) would shift every later flip."""
+        return dict(generator=torch.Generator().manual_seed(0))
