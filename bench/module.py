@@ -12,8 +12,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.trainer.states import TrainerFn
 import torch.nn.functional as F
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
 from bench.evaluation.inference import Inference, predict_probs

@@ -38,9 +38,6 @@ class Experiment:
     fixed_knobs: dict[str, Any] = field(default_factory=dict)
     crf: bool = False         # whether the paper reports mIoU after CRF
     notes: str = ""
-    # The tiny scale's training steps for this experiment when the scale's default (600) is too
-    # short for its knob to act; the experiment's docstring says why. --max-steps still wins.
-    tiny_max_steps: int | None = None
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variants]

@@ -129,12 +129,9 @@ def resolve_variant(experiment: Experiment, variant, scale: str,
                     data: str = "synthetic") -> tuple[str, Any, dict[str, Any]]:
     """(version, protocol, validated model knobs) of a variant at a scale: the scale's width and
     model knobs, overridden by the experiment's fixed knobs and the variant's own; num_classes
-    from the data spec (21 synthetic and VOC, 19 Cityscapes). The protocol is the scale's, with
-    the experiment's own tiny schedule (Experiment.tiny_max_steps) where it has one."""
+    from the data spec (21 synthetic and VOC, 19 Cityscapes)."""
     version = experiment.version_of(variant)
     protocol = protocol_for(scale, version)
-    if scale == "tiny" and experiment.tiny_max_steps is not None:
-        protocol = replace(protocol, max_steps=experiment.tiny_max_steps)
     knobs = {"width": protocol.width, "num_classes": num_classes_of(data), **protocol.model_knobs,
              **experiment.knobs_of(variant)}
     try:

@@ -99,22 +99,3 @@ def test_make_dry_run_of_each_experiment_runs_bench_run(name):
     assert proc.returncode == 0, proc.stderr
     assert f"bench run {name}" in proc.stdout
 
-
-def test_an_experiment_s_own_tiny_schedule_applies_at_the_tiny_scale_only(tmp_path):
-    """Experiment.tiny_max_steps replaces the tiny scale's 600 steps; the paper scale keeps its
-    schedule, and --max-steps still wins over both."""
-    from bench.config import protocol_for
-    from bench.runner import plan_runs, resolve_variant
-
-    exp = Experiment(name="x", description="", version="v1", paper_table="", scientific_knobs=("rate",),
-                     fixed_knobs={"backbone": "vgg16"}, variants=(Variant("r1", {"rate": 1}),),
-                     tiny_max_steps=3000)
-    variant = exp.variants[0]
-    assert resolve_variant(exp, variant, "tiny")[1].max_steps == 3000
-    assert resolve_variant(exp, variant, "paper")[1].max_steps == protocol_for("paper", "v1").max_steps
-    (cfg,) = plan_runs(exp, scale="tiny", data="synthetic", seeds=1, variants=None, max_steps=None,
-                       results_dir=tmp_path)
-    assert cfg.protocol.max_steps == 3000
-    (cfg,) = plan_runs(exp, scale="tiny", data="synthetic", seeds=1, variants=None, max_steps=2,
-                       results_dir=tmp_path)
-    assert cfg.protocol.max_steps == 2
