@@ -1,8 +1,9 @@
 """Trained weights of each run, kept beside the records so evaluation can be redone without training.
 
-RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt holds {"version", "knobs", "state_dict"}:
-plain tensors and JSON types only, so it loads with ``torch.load(weights_only=True)``. The folder
-is git-ignored (bulky); records and tables do not depend on it.
+RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt holds {"version", "knobs", "state_dict"}
+and, since bench.reuse, "training" (what made the weights): plain tensors and JSON types only, so
+it loads with ``torch.load(weights_only=True)``. The folder is git-ignored (bulky); records and
+tables do not depend on it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ def checkpoint_path(results_dir: str | Path, experiment: str, variant: str, seed
     return Path(results_dir) / "checkpoints" / experiment / variant / f"seed-{seed}.pt"
 
 
-def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict) -> Path:
+def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict,
+                    training: dict | None = None) -> Path:
+    """``training``: the run's training identity (bench.reuse), so the weights can serve another
+    experiment's identical run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"version": version, "knobs": knobs, "state_dict": model.state_dict()}, tmp)
+    payload = {"version": version, "knobs": knobs, "state_dict": model.state_dict()}
+    if training is not None:
+        payload["training"] = training
+    torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
 

@@ -18,15 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-from bench import claims, distributed, plots, report
+from bench import claims, distributed, plots, report, reuse
 from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from bench.config import RunConfig, protocol_for
-import numpy as np
-
 from bench.data import SegmentationDataModule, denormalize, num_classes_of
 from bench.evaluation.pictures import prediction_grid, predict_examples, save_png
 from bench.errors import BenchError
@@ -420,20 +419,29 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
     # under DDP Lightning shards the curve's loader with its padded sampler (a few images twice:
     # fine for a curve); the run's own numbers come from the unpadded validation after training
     curve_loader = datamodule.val_dataloader() if curve else None
-    if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
-        ckpt_path, resumed_from = usable_checkpoint(resume, cfg.to_dict(), module)
-        if ckpt_path is not None:
-            tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
-                       f"({ckpt_path})", file=sys.stderr)
-            train_loader = ReplayedLoader(train_loader, resumed_from)
-    t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=curve_loader, ckpt_path=ckpt_path,
-                weights_only=True)
-    train_seconds = time.perf_counter() - t0
+    # the same training recorded under another experiment: evaluate its weights (bench.reuse);
+    # not for a learning curve, which needs the training itself
+    twin = reuse.trained_twin(results_dir, cfg) if world == 1 and not cfg.val_every else None
+    if twin is not None:
+        tqdm.write(f"{cfg.experiment}/{cfg.variant} seed {cfg.seed}: same training as {twin.name}, "
+                   f"evaluating its weights ({twin.checkpoint})", file=sys.stderr)
+        module.model.load_state_dict(load_checkpoint(twin.checkpoint, cfg.version, cfg.knobs).state_dict())
+        train_seconds = None
+    else:
+        if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
+            ckpt_path, resumed_from = usable_checkpoint(resume, cfg.to_dict(), module)
+            if ckpt_path is not None:
+                tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
+                           f"({ckpt_path})", file=sys.stderr)
+                train_loader = ReplayedLoader(train_loader, resumed_from)
+        t0 = time.perf_counter()
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=curve_loader, ckpt_path=ckpt_path,
+                    weights_only=True)
+        train_seconds = time.perf_counter() - t0
     model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
     if trainer.is_global_zero:
         save_checkpoint(checkpoint_path(results_dir, cfg.experiment, cfg.variant, cfg.seed), model,
-                        cfg.version, cfg.knobs)
+                        cfg.version, cfg.knobs, training=reuse.training_identity(cfg))
     model = module.model = eval_model(cfg, model)  # the network as evaluated (and timed)
     # every rank validates its own shard, no sample twice; the confusion matrix sums over ranks
     val_loader = distributed.unpadded_loader(datamodule.val_dataloader(), world=trainer.world_size,
@@ -444,9 +452,11 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
     metrics = dict(module.val_metrics)
     with _autocast(cfg, module.device):
         result = _measure_after_training(cfg, module, model, datamodule, results_dir, logger, wandb)
-    result["env"].update({"train_seconds": train_seconds,
-                          "train_images_per_s": (p.max_steps - resumed_from) * p.batch_size / train_seconds,
+    result["env"].update({"train_seconds": train_seconds,  # None: weights_from another run, not trained here
+                          "train_images_per_s": (None if train_seconds is None else
+                                                 (p.max_steps - resumed_from) * p.batch_size / train_seconds),
                           "resumed_from_step": resumed_from,  # > 0: train_seconds covers the steps after it
+                          "weights_from": None if twin is None else twin.name,
                           # training ran data-parallel on this many processes; fps is rank 0's one device
                           "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size})
     result["metrics"] = {**metrics, **result["metrics"]}

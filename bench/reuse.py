@@ -1,0 +1,66 @@
+"""Trained weights shared between experiments: the papers' tables share networks.
+
+DeepLab-LargeFOV is a row of five of our experiments (v1 Table 2 twice, v2 Table 3, the v1 MSc
+table, the CRF comparison) and the default v3 of four. A run whose training is the same as an
+already recorded run of another experiment or variant - same version, knobs, protocol, data,
+seeds, starting weights and precision - would train the same network again (bit-identical on the
+CPU, tests/test_reliability.py). The sweep loads that run's checkpoint instead and only evaluates:
+mIoU, the CRF with this experiment's parameters, pictures, fps. The record names the run whose
+weights it took (env.weights_from) and has no training time.
+
+A checkpoint is reused only when it carries its own training identity and it matches, so a
+checkpoint left from older code or another config is never taken for this one. Delete
+RESULTS_DIR/checkpoints to retrain everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.checkpoints import checkpoint_path
+from bench.config import RunConfig
+from bench.results import read_record
+
+# what decides the trained weights; the rest of a RunConfig (names, CRF, test-time inference,
+# the learning curve) only decides how they are evaluated
+TRAINING_FIELDS = ("version", "knobs", "protocol", "data", "data_seed", "seed", "backbone_weights", "precision")
+
+
+def training_identity(cfg: RunConfig) -> dict[str, Any]:
+    config = cfg.to_dict()
+    return {name: config[name] for name in TRAINING_FIELDS}
+
+
+@dataclass(frozen=True)
+class Twin:
+    name: str         # EXPERIMENT/VARIANT/seed-N of the run that trained the weights
+    checkpoint: Path
+
+
+def trained_twin(results_dir: Path, cfg: RunConfig) -> Twin | None:
+    """An ok run of another experiment or variant with ``cfg``'s training, whose checkpoint
+    carries the same training identity; None when there is none."""
+    wanted = training_identity(cfg)
+    for path in sorted((Path(results_dir) / "runs").glob("*/*/seed-*.json")):
+        record = read_record(path)
+        if record["status"] != "ok" or (record["experiment"], record["variant"]) == (cfg.experiment, cfg.variant):
+            continue
+        other = RunConfig.from_dict(record["config"])
+        if training_identity(other) != wanted:
+            continue
+        checkpoint = checkpoint_path(results_dir, other.experiment, other.variant, other.seed)
+        if checkpoint.is_file() and _training_of(checkpoint) == wanted:
+            return Twin(f"{other.experiment}/{other.variant}/seed-{other.seed}", checkpoint)
+    return None
+
+
+def _training_of(checkpoint: Path) -> dict[str, Any] | None:
+    try:
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable: not a twin (crf-search reports broken checkpoints itself)
+        return None
+    return payload.get("training") if isinstance(payload, dict) else None
