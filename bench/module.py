@@ -75,6 +75,12 @@ class SegmentationModule(pl.LightningModule):
             # the confusion matrix is already summed over DDP ranks: the same value on each rank
             self.log(f"val/{key}", summary[key], sync_dist=True)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_curve"] = self.curve  # a resumed run keeps the points before the kill
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.curve = checkpoint.get("val_curve", {"step": [], "miou": []})
+
     def configure_optimizers(self):
         # v1/v2 (Caffe prototxts): the new classifier fc8 learns at 10x the base rate.
         classifier = [p for n, p in self.model.named_parameters() if ".fc8." in f".{n}"]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +74,19 @@ def plot_trimap(results_dir: Path, experiment: str, path: Path, *, title: str) -
 
 def learning_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, np.ndarray]]:
     """variant -> {"step", "miou" (seeds, points)} from the ok records that have a learning curve;
-    seeds whose curve has other steps than the variant's first are left out."""
-    found: dict[str, dict[str, Any]] = {}
+    per variant the steps most of its seeds share, seeds with other steps left out."""
+    found: dict[str, list[dict[str, Any]]] = {}
     for path in find_records(results_dir, experiment):
         record = read_record(path)
         curve = record["metrics"].get("val_curve")
-        if record["status"] != "ok" or not curve:
-            continue
-        entry = found.setdefault(record["variant"], {"step": curve["step"], "miou": []})
-        if curve["step"] == entry["step"]:
-            entry["miou"].append(curve["miou"])
-    return {v: {"step": np.array(c["step"]), "miou": np.array(c["miou"], dtype=float)} for v, c in found.items()}
+        if record["status"] == "ok" and curve:
+            found.setdefault(record["variant"], []).append(curve)
+    curves = {}
+    for variant, seeds in found.items():
+        steps = Counter(tuple(c["step"]) for c in seeds).most_common(1)[0][0]
+        curves[variant] = {"step": np.array(steps),
+                           "miou": np.array([c["miou"] for c in seeds if tuple(c["step"]) == steps], dtype=float)}
+    return curves
 
 
 def plot_learning_curves(results_dir: Path, experiment: str, path: Path, *, title: str) -> Path | None:

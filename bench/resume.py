@@ -52,8 +52,9 @@ def checkpoint_every(max_steps: int) -> int:
 class PeriodicCheckpoint(pl.Callback):
     """Write the training state every ``every`` steps, atomically (temporary file + rename)."""
 
-    def __init__(self, path: Path, every: int, config: dict[str, Any]):
+    def __init__(self, path: Path, every: int, config: dict[str, Any], val_every: int | None = None):
         self.path, self.every, self.config = Path(path), every, config
+        self.val_every, self.pending = val_every, False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -62,6 +63,17 @@ class PeriodicCheckpoint(pl.Callback):
         per_epoch = trainer.num_training_batches
         if isinstance(per_epoch, int) and per_epoch > 0 and step % per_epoch == 0:
             return  # an epoch's last step: see the module docstring
+        if self.val_every and step % self.val_every == 0:
+            self.pending = True  # the learning curve validates after this step: save after it
+            return
+        self._save(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.pending and trainer.state.fn == "fit":
+            self.pending = False
+            self._save(trainer)
+
+    def _save(self, trainer) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         trainer.save_checkpoint(tmp)

@@ -8,9 +8,12 @@ CPU, tests/test_reliability.py). The sweep loads that run's checkpoint instead a
 mIoU, the CRF with this experiment's parameters, pictures, fps. The record names the run whose
 weights it took (env.weights_from) and has no training time.
 
-A checkpoint is reused only when it carries its own training identity and it matches, so a
-checkpoint left from older code or another config is never taken for this one. Delete
-RESULTS_DIR/checkpoints to retrain everything.
+A checkpoint is reused only when it carries its own training identity and that matches, so a
+checkpoint written before this module or for another config is never taken for this one. The
+identity holds no code version: after a change to the training code, delete
+RESULTS_DIR/checkpoints to retrain everything (the same policy as records, which a rerun skips).
+Only single-process trainings are reused, by single-process runs: a DDP run splits the batch and
+the data order differently, so its weights are not what one process would train.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from bench.checkpoints import checkpoint_path
 from bench.config import RunConfig
+from bench.errors import BenchError
 from bench.results import read_record
 
 # what decides the trained weights; the rest of a RunConfig (names, CRF, test-time inference,
@@ -39,28 +43,35 @@ def training_identity(cfg: RunConfig) -> dict[str, Any]:
 class Twin:
     name: str         # EXPERIMENT/VARIANT/seed-N of the run that trained the weights
     checkpoint: Path
+    state_dict: dict  # its weights, as read once (the file may be rewritten later)
 
 
 def trained_twin(results_dir: Path, cfg: RunConfig) -> Twin | None:
-    """An ok run of another experiment or variant with ``cfg``'s training, whose checkpoint
-    carries the same training identity; None when there is none."""
+    """An ok single-process run of another experiment or variant with ``cfg``'s training, whose
+    checkpoint carries the same training identity; None when there is none. Records that do not
+    read (corrupt, another schema) are not twins; their own experiment reports them."""
     wanted = training_identity(cfg)
     for path in sorted((Path(results_dir) / "runs").glob("*/*/seed-*.json")):
-        record = read_record(path)
-        if record["status"] != "ok" or (record["experiment"], record["variant"]) == (cfg.experiment, cfg.variant):
+        try:
+            record = read_record(path)
+            other = RunConfig.from_dict(record["config"])
+        except (BenchError, KeyError, TypeError):
             continue
-        other = RunConfig.from_dict(record["config"])
-        if training_identity(other) != wanted:
+        if (record["status"] != "ok" or (other.experiment, other.variant) == (cfg.experiment, cfg.variant)
+                or (record.get("env") or {}).get("world_size", 1) != 1 or training_identity(other) != wanted):
             continue
         checkpoint = checkpoint_path(results_dir, other.experiment, other.variant, other.seed)
-        if checkpoint.is_file() and _training_of(checkpoint) == wanted:
-            return Twin(f"{other.experiment}/{other.variant}/seed-{other.seed}", checkpoint)
+        payload = _payload(checkpoint)
+        if payload is not None and payload.get("training") == wanted:
+            return Twin(f"{other.experiment}/{other.variant}/seed-{other.seed}", checkpoint, payload["state_dict"])
     return None
 
 
-def _training_of(checkpoint: Path) -> dict[str, Any] | None:
+def _payload(checkpoint: Path) -> dict[str, Any] | None:
+    if not checkpoint.is_file():
+        return None
     try:
         payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception:  # unreadable: not a twin (crf-search reports broken checkpoints itself)
         return None
-    return payload.get("training") if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) and "state_dict" in payload else None

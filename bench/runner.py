@@ -353,13 +353,19 @@ def run_and_record(cfg: RunConfig, results_dir: Path, *, wandb: WandbGuard, acce
     if record is None or not distributed.is_global_zero():
         return None
     write_record(results_dir, record)
-    resume_path(results_dir, cfg.to_dict()).unlink(missing_ok=True)  # the record supersedes it
+    resume_path(results_dir, _resume_key(cfg)).unlink(missing_ok=True)  # the record supersedes it
     return record
+
+
+def _resume_key(cfg: RunConfig) -> dict[str, Any]:
+    """The config a mid-training checkpoint is keyed by: the learning curve is not part of it."""
+    return replace(cfg, val_every=None).to_dict()
 
 
 def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str | WandbGuard, accelerator: str = "auto",
             devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
-    """Train, validate and time one (variant, seed); never raises for a failure inside the run.
+    """Train (or take a twin's weights, bench.reuse), validate and time one (variant, seed);
+    never raises for a failure inside the run.
     With DDP only global rank 0 returns the record; the other ranks return None."""
     wandb = wandb_mode if isinstance(wandb_mode, WandbGuard) else WandbGuard(wandb_mode)
     started = utc_now()
@@ -399,11 +405,11 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
                                 inference=cfg.inference, run_config=cfg.to_dict())
     logger = _wandb_logger(cfg, results_dir, wandb)
-    resume = resume_path(results_dir, cfg.to_dict())
+    resume = resume_path(results_dir, _resume_key(cfg))
     # the learning curve: Lightning validates every val_every global steps, across epochs
     curve = dict(val_check_interval=cfg.val_every, check_val_every_n_epoch=None) if cfg.val_every else {}
     # single-process runs only: DDP runs restart from step 0 (the replayed loader has no sampler)
-    resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), cfg.to_dict())]
+    resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), _resume_key(cfg), cfg.val_every)]
                         if world == 1 else [])
     trainer = pl.Trainer(
         max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
@@ -425,11 +431,11 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
     if twin is not None:
         tqdm.write(f"{cfg.experiment}/{cfg.variant} seed {cfg.seed}: same training as {twin.name}, "
                    f"evaluating its weights ({twin.checkpoint})", file=sys.stderr)
-        module.model.load_state_dict(load_checkpoint(twin.checkpoint, cfg.version, cfg.knobs).state_dict())
+        module.model.load_state_dict(twin.state_dict)
         train_seconds = None
     else:
         if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
-            ckpt_path, resumed_from = usable_checkpoint(resume, cfg.to_dict(), module)
+            ckpt_path, resumed_from = usable_checkpoint(resume, _resume_key(cfg), module)
             if ckpt_path is not None:
                 tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
                            f"({ckpt_path})", file=sys.stderr)
@@ -460,8 +466,11 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                           # training ran data-parallel on this many processes; fps is rank 0's one device
                           "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size})
     result["metrics"] = {**metrics, **result["metrics"]}
-    if module.curve["step"]:
-        result["metrics"]["val_curve"] = module.curve
+    if cfg.val_every:
+        curve = module.curve
+        if not curve["step"] or curve["step"][-1] != p.max_steps:  # Lightning validates at multiples of N only
+            curve = {"step": [*curve["step"], p.max_steps], "miou": [*curve["miou"], metrics["miou"]]}
+        result["metrics"]["val_curve"] = curve
     if logger is not None:
         wandb.call("finishing the run", _finish_wandb, logger, result)
     return result

@@ -181,3 +181,10 @@ def test_val_every_records_a_learning_curve_and_leaves_training_unchanged(tmp_pa
 
     proc = bench(*common, "--results-dir", str(with_curve))
     assert proc.returncode == 0 and "0 run(s) done, 1 already recorded" in proc.stdout
+
+    # N not dividing the steps: Lightning validates at multiples of N; the curve still ends at the last step
+    odd = tmp_path / "odd"
+    proc = bench(*common, "--val-every", "4", "--results-dir", str(odd))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    curve = json.loads((odd / "runs" / "ablation-dilation" / "r1" / "seed-0.json").read_text())["metrics"]["val_curve"]
+    assert curve["step"] == [4, 6] and curve["miou"][-1] == pytest.approx(record["metrics"]["miou"])

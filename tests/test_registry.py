@@ -98,4 +98,3 @@ def test_make_dry_run_of_each_experiment_runs_bench_run(name):
     proc = subprocess.run(["make", "-n", name], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert f"bench run {name}" in proc.stdout
-

@@ -82,6 +82,23 @@ def test_killed_sweep_resumes_and_does_not_redo_finished_runs(tmp_path):
     assert (results / "ablation-aspp.csv").exists()
 
 
+def test_a_learning_curve_survives_a_kill_mid_training(tmp_path):
+    """The curve's points before the kill travel in the mid-training checkpoint, so the resumed
+    run's record has the whole curve, equal to an uninterrupted run's."""
+    args = ["run", "ablation-dilation", "--max-steps", "8", "--seeds", "1", "--variants", "r1",
+            "--val-every", "2", *FAST]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = start(*args, "--results-dir", str(killed), log=tmp_path / "killed.log")
+    kill_when(proc, lambda: any(p.stat().st_size > 0 for p in (killed / "resume").rglob("*.ckpt"))
+              and "Validation" in (tmp_path / "killed.log").read_text())
+    resumed = bench(*args, "--results-dir", str(killed))
+    assert resumed.returncode == 0 and "resuming ablation-dilation/r1 seed 0 from step" in resumed.stderr
+    assert bench(*args, "--results-dir", str(whole)).returncode == 0
+    curves = [read_record(d / "runs" / "ablation-dilation" / "r1" / "seed-0.json")["metrics"]["val_curve"]
+              for d in (killed, whole)]
+    assert curves[0]["step"] == [2, 4, 6, 8] and curves[0] == curves[1]
+
+
 def test_a_run_killed_mid_training_resumes_from_its_checkpoint_with_the_same_result(tmp_path):
     """Killed after a periodic checkpoint, the rerun goes on from that step (not step 0), and the
     result is bit-identical to an uninterrupted run: weights, BN statistics, optimizer, schedule

@@ -56,3 +56,13 @@ def test_a_checkpoint_without_its_training_identity_is_never_reused(tmp_path):
     bench("run", "ablation-fov", "--variants", "crf-largefov", *SHORT, "--results-dir", str(tmp_path))
     trained = record(tmp_path, "ablation-fov", "crf-largefov")
     assert trained["env"]["weights_from"] is None and trained["env"]["train_seconds"] > 0
+
+
+def test_a_corrupt_record_of_another_experiment_does_not_stop_the_sweep(tmp_path):
+    """The twin search reads every record; one that does not read is not a twin, and the sweep of
+    another experiment goes on (the broken record's own experiment reports it)."""
+    broken = tmp_path / "runs" / "some-old-experiment" / "x" / "seed-0.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    bench("run", "ablation-dilation", "--variants", "r12", *SHORT, "--results-dir", str(tmp_path))
+    assert record(tmp_path, "ablation-dilation", "r12")["status"] == "ok"
