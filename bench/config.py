@@ -133,6 +133,11 @@ class RunConfig:
             return self
         return replace(self, protocol=replace(self.protocol, lr=lr))
 
+    def run_key(self) -> dict[str, Any]:
+        """What identifies the run (a record to skip, a mid-training checkpoint to resume): the
+        whole config but val_every, which only adds measurements."""
+        return replace(self, val_every=None).to_dict()
+
     def with_val_every(self, val_every: int | None) -> "RunConfig":
         return self if val_every is None else replace(self, val_every=val_every)
 

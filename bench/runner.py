@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +175,8 @@ def is_finished(results_dir: Path, cfg: RunConfig) -> bool:
     if not path.exists():
         return False
     record = read_record(path)
-    # from_dict fills fields added since the record was written with their defaults; a learning
-    # curve (val_every) only adds measurements, so a run with or without one is the same run
-    recorded = replace(RunConfig.from_dict(record["config"]), val_every=None)
-    return record["status"] == "ok" and recorded.to_dict() == replace(cfg, val_every=None).to_dict()
+    # from_dict fills fields added since the record was written with their defaults
+    return record["status"] == "ok" and RunConfig.from_dict(record["config"]).run_key() == cfg.run_key()
 
 
 def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "tiny",
@@ -353,13 +351,8 @@ def run_and_record(cfg: RunConfig, results_dir: Path, *, wandb: WandbGuard, acce
     if record is None or not distributed.is_global_zero():
         return None
     write_record(results_dir, record)
-    resume_path(results_dir, _resume_key(cfg)).unlink(missing_ok=True)  # the record supersedes it
+    resume_path(results_dir, cfg.run_key()).unlink(missing_ok=True)  # the record supersedes it
     return record
-
-
-def _resume_key(cfg: RunConfig) -> dict[str, Any]:
-    """The config a mid-training checkpoint is keyed by: the learning curve is not part of it."""
-    return replace(cfg, val_every=None).to_dict()
 
 
 def run_one(cfg: RunConfig, *, results_dir: Path, wandb_mode: str | WandbGuard, accelerator: str = "auto",
@@ -405,11 +398,11 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
                                 inference=cfg.inference, run_config=cfg.to_dict())
     logger = _wandb_logger(cfg, results_dir, wandb)
-    resume = resume_path(results_dir, _resume_key(cfg))
+    resume = resume_path(results_dir, cfg.run_key())
     # the learning curve: Lightning validates every val_every global steps, across epochs
-    curve = dict(val_check_interval=cfg.val_every, check_val_every_n_epoch=None) if cfg.val_every else {}
+    curve_validation = dict(val_check_interval=cfg.val_every, check_val_every_n_epoch=None) if cfg.val_every else {}
     # single-process runs only: DDP runs restart from step 0 (the replayed loader has no sampler)
-    resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), _resume_key(cfg), cfg.val_every)]
+    resume_callbacks = ([PeriodicCheckpoint(resume, checkpoint_every(p.max_steps), cfg.run_key(), cfg.val_every)]
                         if world == 1 else [])
     trainer = pl.Trainer(
         max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
@@ -418,13 +411,13 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
         logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic="warn", default_root_dir=str(results_dir / "lightning"),
-        callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks], **curve,
+        callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks], **curve_validation,
     )
     datamodule.setup("fit")
     train_loader, ckpt_path, resumed_from = datamodule.train_dataloader(), None, 0
     # under DDP Lightning shards the curve's loader with its padded sampler (a few images twice:
     # fine for a curve); the run's own numbers come from the unpadded validation after training
-    curve_loader = datamodule.val_dataloader() if curve else None
+    curve_loader = datamodule.val_dataloader() if cfg.val_every else None
     # the same training recorded under another experiment: evaluate its weights (bench.reuse);
     # not for a learning curve, which needs the training itself
     twin = reuse.trained_twin(results_dir, cfg) if world == 1 and not cfg.val_every else None
@@ -435,7 +428,7 @@ def _train_and_measure(cfg: RunConfig, results_dir: Path, wandb: WandbGuard, acc
         train_seconds = None
     else:
         if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
-            ckpt_path, resumed_from = usable_checkpoint(resume, _resume_key(cfg), module)
+            ckpt_path, resumed_from = usable_checkpoint(resume, cfg.run_key(), module)
             if ckpt_path is not None:
                 tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
                            f"({ckpt_path})", file=sys.stderr)
