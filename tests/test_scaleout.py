@@ -100,8 +100,19 @@ def test_two_process_validation_gives_the_one_process_miou(tmp_path):
 
     pl.Trainer(devices=1, **quiet).validate(module, dataloaders=data.val_dataloader(), verbose=False)
     one = module.val_metrics
-    pl.Trainer(devices=2, strategy="ddp_spawn", callbacks=[SaveMetrics(str(tmp_path))], **quiet).validate(
-        module, datamodule=ShardedValidation(data), verbose=False)
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    for attempt in (1, 2):
+        try:
+            pl.Trainer(devices=2, strategy="ddp_spawn", callbacks=[SaveMetrics(str(tmp_path))], **quiet).validate(
+                module, datamodule=ShardedValidation(data), verbose=False)
+            break
+        except ProcessExitedException:
+            # Seen on 2026-11-25 in 2 of 5 full-suite runs, never in 9 runs of this test alone: a
+            # spawned rank aborts in native code ("terminate called without an active exception",
+            # SIGABRT) under gloo. One new launch; a second crash fails the test.
+            if attempt == 2:
+                raise
     ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
 
     assert ranks[0] == ranks[1]  # the synced confusion matrix: the same metrics on every rank
