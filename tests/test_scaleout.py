@@ -67,10 +67,28 @@ def test_the_global_batch_is_split_over_the_devices_or_refused():
         distributed.world_size(0, 1)
 
 
-class ShardedValidation(pl.LightningDataModule):
-    """The runner's validation loader, built inside each DDP process (ddp_spawn pickles this)."""
+# Both sides validate one image per batch on one thread: a forward's arithmetic then does not
+# depend on which images share its batch (at batch 4 it does, by up to 6e-8 in a logit, enough
+# to flip the argmax of a near-tie pixel of this untrained network and move mIoU by 1.5e-6).
+VALIDATION = dict(num_train=8, num_val=13, batch_size=1)
 
-    def __init__(self, data: SegmentationDataModule):
+# The two ranks run as one standalone script under strategy="ddp", the launch `bench run
+# --devices N` uses (Lightning re-runs the script as rank 1), not under ddp_spawn, whose spawned
+# ranks aborted in native code at exit in 2 of 5 full-suite runs on 2026-11-25.
+TWO_RANKS = """
+import json, sys
+from pathlib import Path
+import pytorch_lightning as pl
+import torch
+from bench import distributed
+from bench.config import TINY_VGG
+from bench.data import SegmentationDataModule
+from bench.models import build_model
+from bench.module import SegmentationModule
+
+
+class ShardedValidation(pl.LightningDataModule):
+    def __init__(self, data):
         super().__init__()
         self.data = data
 
@@ -80,40 +98,44 @@ class ShardedValidation(pl.LightningDataModule):
 
 
 class SaveMetrics(pl.Callback):
-    """Each rank's module.val_metrics as JSON (ddp_spawn does not bring them back)."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
     def on_validation_end(self, trainer, module):
-        Path(self.folder, f"rank-{trainer.global_rank}.json").write_text(json.dumps(module.val_metrics))
+        Path(sys.argv[1], f"rank-{trainer.global_rank}.json").write_text(json.dumps(module.val_metrics))
+
+
+torch.manual_seed(0)
+model = build_model("v1", width=0.125, num_classes=21, **TINY_VGG.model_knobs)
+module = SegmentationModule(model, num_classes=21, max_steps=1, lr=0.1)
+data = SegmentationDataModule(**json.loads(sys.argv[2]))
+data.setup()
+pl.Trainer(devices=2, strategy="ddp", accelerator="cpu", logger=False, enable_progress_bar=False,
+           enable_model_summary=False, callbacks=[SaveMetrics()]).validate(
+    module, datamodule=ShardedValidation(data), verbose=False)
+"""
 
 
 def test_two_process_validation_gives_the_one_process_miou(tmp_path):
     """13 validation images over 2 ranks: no image twice, the confusion matrix summed over ranks."""
-    torch.manual_seed(0)
-    model = build_model("v1", width=0.125, num_classes=21, **TINY_VGG.model_knobs)
-    module = SegmentationModule(model, num_classes=21, max_steps=1, lr=0.1)
-    data = SegmentationDataModule(num_train=8, num_val=13, batch_size=4)
-    data.setup()
-    quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-
-    pl.Trainer(devices=1, **quiet).validate(module, dataloaders=data.val_dataloader(), verbose=False)
-    one = module.val_metrics
-    from torch.multiprocessing.spawn import ProcessExitedException
-
-    for attempt in (1, 2):
-        try:
-            pl.Trainer(devices=2, strategy="ddp_spawn", callbacks=[SaveMetrics(str(tmp_path))], **quiet).validate(
-                module, datamodule=ShardedValidation(data), verbose=False)
-            break
-        except ProcessExitedException:
-            # Seen on 2026-11-25 in 2 of 5 full-suite runs, never in 9 runs of this test alone: a
-            # spawned rank aborts in native code ("terminate called without an active exception",
-            # SIGABRT) under gloo. One new launch; a second crash fails the test.
-            if attempt == 2:
-                raise
+    script = tmp_path / "two_ranks.py"
+    script.write_text(TWO_RANKS)
+    env = {**ENV, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), json.dumps(VALIDATION)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2)]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = build_model("v1", width=0.125, num_classes=21, **TINY_VGG.model_knobs)
+        module = SegmentationModule(model, num_classes=21, max_steps=1, lr=0.1)
+        data = SegmentationDataModule(**VALIDATION)
+        data.setup()
+        pl.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   accelerator="cpu").validate(module, dataloaders=data.val_dataloader(), verbose=False)
+    finally:
+        torch.set_num_threads(threads)
+    one = module.val_metrics
 
     assert ranks[0] == ranks[1]  # the synced confusion matrix: the same metrics on every rank
     assert ranks[0]["miou"] == pytest.approx(one["miou"], abs=1e-6)
