@@ -158,6 +158,12 @@ def acquire(path: Path) -> tuple[Claim | None, dict[str, Any] | None]:
     return None, holder
 
 
+def clear_stale(path: Path) -> bool:
+    """Remove the claim at ``path`` when its holder is gone (True); a live or foreign one stays."""
+    holder = read_claim(path)
+    return bool(holder) and is_stale(holder) and _take_over(path, holder)
+
+
 def held_by_other(path: Path) -> dict[str, Any] | None:
     """The holder of a live claim (not ours, not stale), or None."""
     holder = read_claim(path)

@@ -205,6 +205,10 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
     todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
+    if world == 1:
+        for cfg in configs:
+            if cfg not in todo:
+                _tidy_finished(results_dir, cfg)
     wandb = WandbGuard(wandb_mode)
     if launcher == "slurm":  # one job per run, each doing what the loop below does for its config
         from bench import launchers
@@ -289,6 +293,13 @@ def _write_tables_and_summary(experiment: Experiment, results_dir: Path, scale: 
     if not os.environ.get("WANDB_SWEEP_ID"):
         _log_summary_run(experiment, results_dir, tables, wandb)
     return tables
+
+
+def _tidy_finished(results_dir: Path, cfg: RunConfig) -> None:
+    """What a run killed after writing its record but before cleaning up leaves: its resume
+    checkpoint (the record supersedes it) and its claim, once the claiming process is gone."""
+    resume_path(results_dir, cfg.run_key()).unlink(missing_ok=True)
+    claims.clear_stale(_claim_path(results_dir, cfg))
 
 
 def _claim_path(results_dir: Path, cfg: RunConfig) -> Path:

@@ -82,6 +82,38 @@ def test_killed_sweep_resumes_and_does_not_redo_finished_runs(tmp_path):
     assert (results / "ablation-aspp.csv").exists()
 
 
+def test_a_sweep_clears_what_a_run_killed_after_its_record_left_behind(tmp_path):
+    """The kill above can land between a run's record and its clean-up (seen on a slow machine):
+    the rerun skips that run, so it removes the run's resume checkpoint and its dead claim."""
+    from bench.registry import get_experiment
+    from bench.resume import resume_path
+    from bench.runner import plan_runs, run_experiment
+
+    experiment = get_experiment("ablation-dilation")
+    sweep = dict(results_dir=tmp_path, variants=["r12"], seeds=1, smoke=True, wandb_mode="disabled",
+                 accelerator="cpu")
+    assert run_experiment(experiment, **sweep).ran == 1
+    [cfg] = plan_runs(experiment, scale="tiny", data="synthetic", seeds=1, variants=["r12"],
+                      max_steps=None, results_dir=tmp_path, smoke=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim = claims.claim_path(tmp_path, cfg.experiment, cfg.variant, cfg.seed)
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    claim.write_text(json.dumps({**claims.my_identity(), "pid": dead.pid, "proc_start": "1"}))
+    resume = resume_path(tmp_path, cfg.run_key())
+    resume.parent.mkdir(parents=True, exist_ok=True)
+    resume.write_bytes(b"a checkpoint written before the record")
+
+    again = run_experiment(experiment, **sweep)
+    assert (again.ran, again.skipped) == (0, 1)
+    assert not claim.exists() and not resume.exists()
+
+    live = {**claims.my_identity(), "pid": os.getppid(), "proc_start": claims._proc_start(os.getppid())}
+    claim.write_text(json.dumps(live))  # a live process's claim is never removed
+    run_experiment(experiment, **sweep)
+    assert json.loads(claim.read_text()) == live
+
+
 def test_a_learning_curve_survives_a_kill_mid_training(tmp_path):
     """The curve's points before the kill travel in the mid-training checkpoint, so the resumed
     run's record has the whole curve, equal to an uninterrupted run's."""
