@@ -204,10 +204,11 @@ def run_experiment(experiment: Experiment, *, results_dir: Path, scale: str = "t
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     results_dir = _writable_dir(results_dir)
-    todo = [cfg for cfg in configs if not is_finished(results_dir, cfg)]
+    finished = [is_finished(results_dir, cfg) for cfg in configs]
+    todo = [cfg for cfg, done in zip(configs, finished) if not done]
     if world == 1:
-        for cfg in configs:
-            if cfg not in todo:
+        for cfg, done in zip(configs, finished):
+            if done:
                 _tidy_finished(results_dir, cfg)
     wandb = WandbGuard(wandb_mode)
     if launcher == "slurm":  # one job per run, each doing what the loop below does for its config

@@ -51,6 +51,18 @@ def kill_when(proc, condition, timeout=300.0):
     proc.wait()
 
 
+def parent_identity() -> dict:
+    """A claim holder that is alive: this test process's parent."""
+    return {**claims.my_identity(), "pid": os.getppid(), "proc_start": claims._proc_start(os.getppid())}
+
+
+def dead_identity() -> dict:
+    """A claim holder that is gone: a process that has exited."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return {**claims.my_identity(), "pid": dead.pid, "proc_start": "1"}
+
+
 def records(results: Path) -> dict[str, dict]:
     return {str(p.relative_to(results / "runs")): read_record(p) for p in sorted((results / "runs").rglob("*.json"))}
 
@@ -95,11 +107,9 @@ def test_a_sweep_clears_what_a_run_killed_after_its_record_left_behind(tmp_path)
     assert run_experiment(experiment, **sweep).ran == 1
     [cfg] = plan_runs(experiment, scale="tiny", data="synthetic", seeds=1, variants=["r12"],
                       max_steps=None, results_dir=tmp_path, smoke=True)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     claim = claims.claim_path(tmp_path, cfg.experiment, cfg.variant, cfg.seed)
     claim.parent.mkdir(parents=True, exist_ok=True)
-    claim.write_text(json.dumps({**claims.my_identity(), "pid": dead.pid, "proc_start": "1"}))
+    claim.write_text(json.dumps(dead_identity()))
     resume = resume_path(tmp_path, cfg.run_key())
     resume.parent.mkdir(parents=True, exist_ok=True)
     resume.write_bytes(b"a checkpoint written before the record")
@@ -108,7 +118,7 @@ def test_a_sweep_clears_what_a_run_killed_after_its_record_left_behind(tmp_path)
     assert (again.ran, again.skipped) == (0, 1)
     assert not claim.exists() and not resume.exists()
 
-    live = {**claims.my_identity(), "pid": os.getppid(), "proc_start": claims._proc_start(os.getppid())}
+    live = parent_identity()
     claim.write_text(json.dumps(live))  # a live process's claim is never removed
     run_experiment(experiment, **sweep)
     assert json.loads(claim.read_text()) == live
@@ -186,16 +196,14 @@ def test_two_sweeps_on_one_results_dir_share_the_runs(tmp_path):
 def test_a_live_claim_is_respected_and_a_dead_ones_taken_over(tmp_path):
     path = claims.claim_path(tmp_path, "ablation-aspp", "largefov", 0)
     path.parent.mkdir(parents=True)
-    parent = {**claims.my_identity(), "pid": os.getppid(), "proc_start": claims._proc_start(os.getppid())}
+    parent = parent_identity()
     path.write_text(json.dumps(parent))
     claim, holder = claims.acquire(path)
     assert claim is None and holder["pid"] == os.getppid()
     assert claims.held_by_other(path) == parent
     assert "delete it if that process is gone" in claims.describe(holder, path)
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    path.write_text(json.dumps({**parent, "pid": dead.pid, "proc_start": "1"}))
+    path.write_text(json.dumps(dead_identity()))
     claim, holder = claims.acquire(path)
     assert claim is not None and holder is None
     assert json.loads(path.read_text())["pid"] == os.getpid()
