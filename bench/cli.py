@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench.config import SCALES
+from bench.run_config import SCALES
 from bench.errors import BenchError
 
 DEFAULT_RESULTS = Path("results")
@@ -277,7 +277,7 @@ def sweep_config(experiment, *, scale: str = "tiny", data: str = "synthetic", se
 
     wandb's agent expands ${args} into --variants=NAME --seed=K (one value per parameter), so each
     trial trains one (variant, seed) and writes its record like `bench run` does."""
-    from bench.config import protocol_for
+    from bench.run_config import protocol_for
 
     selected = experiment.select(variants)
     if seeds is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig
+from bench.run_config import RunConfig
 from bench.errors import BenchError
 
 CLUSTERS = ("slurm", "local", "debug")  # submitit's AutoExecutor clusters; local/debug run here

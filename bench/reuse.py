@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from bench.checkpoints import checkpoint_path
-from bench.config import RunConfig
+from bench.run_config import RunConfig
 from bench.errors import BenchError
 from bench.results import read_record
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from bench import claims, distributed, plots, report, reuse
 from bench.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
-from bench.config import RunConfig, protocol_for
+from bench.run_config import RunConfig, protocol_for
 from bench.data import SegmentationDataModule, denormalize, num_classes_of
 from bench.evaluation.pictures import prediction_grid, predict_examples, save_png
 from bench.errors import BenchError

@@ -1,4 +1,4 @@
-"""Scales (tiny / paper) and the RunConfig: everything one run does, frozen and serialisable.
+"""The scales' protocols (tiny / paper) and the RunConfig: everything one run does, frozen and serialisable.
 
 A RunConfig is written into every record, so a table row can always be traced to what ran.
 """
