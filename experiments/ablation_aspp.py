@@ -3,12 +3,14 @@
 Paper: DeepLab v2 (TPAMI'17), Table 3 "ASPP, VGG-16", PASCAL VOC 2012 val.
 Scientific knob: ``head`` (one fc6 branch at rate 12, or four branches at rates 2/4/8/12 or
 6/12/18/24, logits summed). Fixed: VGG-16 backbone, OS 8, fc6/fc7 1024 channels, the v2 training
-recipe of the scale. Seeds: 3 at the tiny scale.
+recipe of the scale. Seeds: 3 at the tiny scale, 1 at the paper scale.
 
     make ablation-aspp          # = bench run ablation-aspp (tiny, synthetic data, 3 seeds)
+    bench crf-search ablation-aspp   # CRF parameters per variant, on the held-out images
     bench run ablation-aspp --scale paper --data voc:/data/VOCdevkit   # the paper's protocol
 
-Expected at tiny scale: a few minutes on a 2-core CPU (README has the measured wall time).
+Expected at the tiny scale: about 10 min of runs plus 5 min of crf-search on a 2-core CPU
+(results/README.md).
 """
 
 from bench.registry import Experiment, Variant

@@ -1,11 +1,17 @@
 """ablation-crf: each CRF-era version's flagship, before and after the dense CRF.
 
-Papers: DeepLab v1 (ICLR'15) Table 1, DeepLab-LargeFOV 62.25 -> 67.64; DeepLab v2 (TPAMI'17)
+Papers: DeepLab v1 (ICLR'15) Table 1(a), DeepLab-LargeFOV 62.25 -> 67.64; DeepLab v2 (TPAMI'17)
 Table 3, VGG-16 ASPP-L 68.96 -> 71.57, and Table 4, ResNet-101 ASPP (+MSC, COCO, aug) 76.35 ->
 77.69. The v2 ResNet-101 row here has no MSC or COCO: at the paper scale it is the ASPP network of
 that table, not its whole recipe. Every row reports mIoU before and after CRF.
+Scientific knobs: ``version``, ``backbone``, ``head``. Seeds: 3 at the tiny scale, 1 at the paper
+scale.
 
     make ablation-crf           # = bench run ablation-crf
+    bench crf-search ablation-crf   # CRF parameters per variant, on the held-out images
+
+Expected at the tiny scale: about 10 min of runs plus 5 min of crf-search on a 2-core CPU
+(results/README.md).
 """
 
 from bench.registry import Experiment, Variant
@@ -14,7 +20,7 @@ EXPERIMENT = Experiment(
     name="ablation-crf",
     description="v1 LargeFOV, v2 ASPP-L VGG-16 and ResNet-101: before/after dense CRF [v1, v2]",
     version="v2",
-    paper_table="DeepLab v1 Table 1, v2 Tables 3 and 4, VOC 2012 val",
+    paper_table="DeepLab v1 Table 1(a), v2 Tables 3 and 4, VOC 2012 val",
     scientific_knobs=("version", "backbone", "head"),
     crf=True,
     variants=(

@@ -1,11 +1,16 @@
 """ablation-msc: v1's multi-scale features and field of view, each before and after CRF.
 
-Paper: DeepLab v1 (ICLR'15), Table 1 "MSc / CRF", VOC 2012 val. Rows: DeepLab (4x4 fc6, rate 4,
+Paper: DeepLab v1 (ICLR'15), Table 1(a) "MSc / CRF", VOC 2012 val. Rows: DeepLab (4x4 fc6, rate 4,
 4096 channels), DeepLab-MSc (+ the five 128-channel MLPs on the input and pool1..pool4),
 DeepLab-7x7 (7x7, rate 4, 4096), DeepLab-LargeFOV (3x3, rate 12, 1024) and DeepLab-MSc-LargeFOV.
 Scientific knobs: ``msc``, ``kernel_size``, ``rate``, ``fc_channels``. Fixed: atrous VGG-16, OS 8.
+Seeds: 3 at the tiny scale, 1 at the paper scale.
 
     make ablation-msc           # = bench run ablation-msc
+    bench crf-search ablation-msc   # CRF parameters per variant, on the held-out images
+
+Expected at the tiny scale: about 16 min of runs plus 8 min of crf-search on a 2-core CPU
+(results/README.md).
 """
 
 from bench.registry import Experiment, Variant
@@ -17,7 +22,7 @@ EXPERIMENT = Experiment(
     name="ablation-msc",
     description="v1 DeepLab / -MSc / -7x7 / -LargeFOV / -MSc-LargeFOV, before/after CRF [v1 Table 1]",
     version="v1",
-    paper_table="DeepLab v1 Table 1 (MSc / CRF), VOC 2012 val",
+    paper_table="DeepLab v1 Table 1(a) (MSc / CRF), VOC 2012 val",
     scientific_knobs=("msc", "kernel_size", "rate", "fc_channels"),
     fixed_knobs={"backbone": "vgg16"},
     crf=True,

@@ -1,12 +1,15 @@
 """ablation-multigrid: the unit rates (r1, r2, r3) inside block4 of v3's ResNet-101.
 
 Paper: DeepLab v3 (arXiv'17), Table 3 "multigrid" (ResNet-101, OS 16), block4 column (no cascaded
-blocks): (1,1,1) 68.39, (1,2,1) 70.23, (2,2,2) 71.45, (1,2,4) 73.45 (marked provisional in
-paper-tables.md). The paper's table has no ASPP; our v3 keeps its ASPP head, so at the paper scale
-the comparison is of multigrid under ASPP, and the paper column is the reference trend.
+blocks): (1,1,1) 68.39, (1,2,1) 70.23, (2,2,2) 71.45, (1,2,4) 73.45. The paper's table has no
+ASPP; our v3 keeps its ASPP head, so at the paper scale the comparison is of multigrid under ASPP,
+and the paper column is the reference trend.
 Scientific knob: ``multigrid``. Fixed: ResNet-101, OS 16, ASPP (6, 12, 18) with image pooling.
+Seeds: 3 at the tiny scale, 1 at the paper scale.
 
     make ablation-multigrid     # = bench run ablation-multigrid
+
+Expected at the tiny scale: about 11 min of runs on a 2-core CPU (results/README.md).
 """
 
 from bench.registry import Experiment, Variant

@@ -1,13 +1,15 @@
 """ablation-output-stride: v3 at output stride 8, 16 and 32 (train and eval alike).
 
-Paper: DeepLab v3 (arXiv'17), Table 1 (cascaded ResNet-50 to block7, multigrid (1, 1, 1)):
-OS 8 75.18, OS 16 73.88, OS 32 70.06 (provisional in paper-tables.md) -- a denser feature map
-is more accurate and costs more. Scientific knob: ``output_stride``. Fixed: ResNet-50 with blocks
-5-7 cascaded, unit rates; our v3 keeps its ASPP head (rates scaled with the stride, see
-V3Config.atrous_rates), which the paper's table does not have.
-OS 8 against OS 32 is issue 4's evidence that the synthetic data needs resolution.
+Paper: DeepLab v3 (arXiv'17), Table 1 "output stride" (ResNet-50 cascaded to block7):
+OS 8 75.18, OS 16 73.88, OS 32 70.06 -- a denser feature map is more accurate and costs more.
+Scientific knob: ``output_stride``. Fixed: ResNet-50 with blocks 5-7 cascaded, multigrid
+(1, 1, 1); our v3 keeps its ASPP head (rates scaled with the stride, see V3Config.atrous_rates,
+no image pooling), which the paper's table does not have. Seeds: 3 at the tiny scale, 1 at the
+paper scale. OS 8 against OS 32 is the resolution check of docs/synthetic-data.md.
 
     make ablation-output-stride # = bench run ablation-output-stride
+
+Expected at the tiny scale: about 8 min of runs on a 2-core CPU (results/README.md).
 """
 
 from bench.registry import Experiment, Variant

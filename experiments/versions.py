@@ -1,11 +1,15 @@
 """versions: DeepLab v1, v2, v3 and v3+ flagships side by side (mIoU vs fps).
 
-Papers: v1 DeepLab-LargeFOV (Table 1, 62.25 before CRF), v2 VGG-16 ASPP-L (Table 3, 68.96),
+Papers: v1 DeepLab-LargeFOV (Table 1(a), 62.25 before CRF), v2 VGG-16 ASPP-L (Table 3, 68.96),
 v3 ResNet-101 MG (1,2,4) + ASPP + image pooling at OS 16 (Table 5, 77.21), v3+ ResNet-101 with
 decoder at eval OS 16 (Table 3, 78.85). All before CRF and without multi-scale or flip, so the rows
 compare networks, not test-time tricks. Each row trains with its own version's recipe.
+Scientific knob: ``version`` (with each version's flagship network). Seeds: 3 at the tiny scale,
+1 at the paper scale.
 
     make versions               # = bench run versions
+
+Expected at the tiny scale: about 10 min of runs on a 2-core CPU (results/README.md).
 """
 
 from bench.registry import Experiment, Variant
@@ -14,7 +18,7 @@ EXPERIMENT = Experiment(
     name="versions",
     description="v1 LargeFOV vs v2 ASPP-L vs v3 vs v3+, mIoU vs fps [all four papers]",
     version="v3",
-    paper_table="v1 Table 1, v2 Table 3, v3 Table 5, v3+ Table 3, VOC 2012 val",
+    paper_table="DeepLab v1 Table 1(a), v2 Table 3, v3 Table 5, v3+ Table 3, VOC 2012 val",
     scientific_knobs=("version",),
     variants=(
         Variant("v1-largefov", {"backbone": "vgg16", "kernel_size": 3, "rate": 12, "fc_channels": 1024},
