@@ -1,4 +1,4 @@
-"""Test-time strategies of v3 Table 5: multi-scale inputs, left-right flips, another output stride."""
+"""Test-time strategies of v3 Table 6: multi-scale inputs, left-right flips, another output stride."""
 
 import json
 

@@ -41,7 +41,7 @@ def conv2_rates(stage):
 # -- every knob combination trains: input-sized logits, finite, a gradient for every parameter --
 
 V3_KNOBS = [
-    dict(),  # the v3 Table 4 best: ResNet-101, OS 16, multigrid (1, 2, 4), ASPP (6, 12, 18) + image pooling
+    dict(),  # the v3 Table 5 best: ResNet-101, OS 16, multigrid (1, 2, 4), ASPP (6, 12, 18) + image pooling
     dict(output_stride=8),
     dict(output_stride=32),
     dict(multigrid=(1, 1, 1)),

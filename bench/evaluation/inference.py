@@ -1,4 +1,4 @@
-"""Test-time inference strategies (v3 Sec. 4.3 / Table 5 "inference strategy"; v3+ Table 3).
+"""Test-time inference strategies (v3 Sec. 4.3 / Table 6 "inference strategy"; v3+ Table 3).
 
 - ``scales``: the image is resized to each scale, the softmax of each output is resized back to
   the image size, and the probabilities are averaged (v3: scales {0.5, 0.75, 1.0, 1.25, 1.5,
@@ -18,9 +18,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-V3_EVAL_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # v3 Sec. 4.3
-
 
 @dataclass(frozen=True)
 class Inference:

@@ -8,7 +8,6 @@ band is the boundary mask dilated w times by a 3x3 max-pool. Ignore pixels stay 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from bench.evaluation.metrics import confusion_from_labels, summarize_confusion
