@@ -82,9 +82,10 @@ class SegmentationModule(pl.LightningModule):
         self.curve = checkpoint.get("val_curve", {"step": [], "miou": []})
 
     def configure_optimizers(self):
-        # v1/v2 (Caffe prototxts): the new classifier fc8 learns at 10x the base rate.
-        classifier = [p for n, p in self.model.named_parameters() if ".fc8." in f".{n}"]
-        ids = {id(p) for p in classifier}
+        # v1/v2 (Caffe prototxts): the new classifier fc8 learns at 10x the base rate. The model
+        # declares its classifier; both groups keep the model's parameter order.
+        ids = {id(p) for p in self.model.classifier_parameters()}
+        classifier = [p for p in self.model.parameters() if id(p) in ids]
         rest = [p for p in self.model.parameters() if id(p) not in ids]
         hp = self.hparams
         groups = [{"params": rest, "lr": hp.lr}]

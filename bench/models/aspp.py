@@ -125,6 +125,10 @@ class DeepLabV3Head(nn.Module):
         if refine is not None:
             init_head(refine)
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The 1x1 conv to the class logits."""
+        return list(self.classifier.parameters())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.aspp(x)
         if self.refine is not None:

@@ -34,6 +34,10 @@ class Decoder(nn.Module):
         init_head(self.reduce)
         init_head(self.refine)
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The 1x1 conv to the class logits."""
+        return list(self.classifier.parameters())
+
     def forward(self, low_level: torch.Tensor, encoder_out: torch.Tensor) -> torch.Tensor:
         """Logits at the low-level features' stride (4)."""
         encoder_out = F.interpolate(encoder_out, size=low_level.shape[-2:], mode="bilinear", align_corners=False)
@@ -51,6 +55,10 @@ class DeepLabV3Plus(nn.Module):
         self.aspp = aspp
         self.decoder = decoder
         self.output_stride = output_stride
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The decoder's 1x1 conv to the class logits (see DeepLab.classifier_parameters)."""
+        return self.decoder.classifier_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         low_level, out = self.backbone.forward_with_low_level(x)

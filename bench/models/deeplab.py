@@ -21,6 +21,12 @@ class DeepLab(nn.Module):
         self.head = head
         self.output_stride = output_stride
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """The layers that map features to class logits, fc8 in v1/v2's words (every ASPP
+        branch's, for v2), the 1x1 logits conv in v3's. The training recipe may give them their
+        own learning rate (v1/v2's Caffe prototxts: 10x; bench.module)."""
+        return self.head.classifier_parameters()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.backbone(x))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -39,6 +39,10 @@ class FCBranch(nn.Module):
         nn.init.zeros_(fc8.bias)
         return fc8
 
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """fc8's weight and bias: the layer that learns at 10x the base rate in v1/v2."""
+        return list(self.fc8.parameters())
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """fc7's output (after ReLU and dropout): what fc8 classifies."""
         x = self.dropout(self.relu(self.fc6(x)))
@@ -54,6 +58,10 @@ class SummedBranches(nn.Module):
     def __init__(self, branches: list[FCBranch]):
         super().__init__()
         self.branches = nn.ModuleList(branches)
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """Every branch's fc8, branch by branch."""
+        return [p for branch in self.branches for p in branch.classifier_parameters()]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.branches[0](x)
@@ -96,8 +104,8 @@ class AtrousClassifiers(nn.Module):
 
     The released DeepLab-v2 ResNet-101 prototxt names them fc1_voc12_c0..c3 (dilation 6, 12, 18,
     24 for ASPP-L), initialised Gaussian std 0.01, learning at 10x the backbone's rate. They are
-    the classifier (there is no fc6/fc7 on ResNet), so they are called ``fc8`` here: the
-    parameters are ``head.fc8.N.*``, which the LightningModule's 10x classifier rate matches.
+    the classifier (there is no fc6/fc7 on ResNet), so they are called ``fc8`` here, and
+    ``classifier_parameters`` gives them to the LightningModule's 10x classifier rate.
     """
 
     def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...]):
@@ -107,6 +115,10 @@ class AtrousClassifiers(nn.Module):
         for conv in self.fc8:
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
+
+    def classifier_parameters(self) -> list[nn.Parameter]:
+        """Every rate's 3x3 conv to the classes (fc1_voc12_c0..c3)."""
+        return list(self.fc8.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.fc8[0](x)
