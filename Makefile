@@ -26,7 +26,7 @@ test: install
 
 # Benchmarks measured side by side in one run -> results/bench.md, results/bench.csv
 bench: install
-	$(BIN)/python -m bench.benchmarks --out results
+	$(BIN)/python tools/benchmarks.py --out results
 
 list: install
 	$(BIN)/bench list

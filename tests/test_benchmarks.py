@@ -3,12 +3,17 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+from bench.registry import get_experiment
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "tools" / "benchmarks.py"
+
 
 def test_bench_smoke_writes_both_files(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench.benchmarks", "--smoke", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(BENCHMARKS), "--smoke", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     frame = pd.read_csv(tmp_path / "bench.csv")
@@ -17,9 +22,12 @@ def test_bench_smoke_writes_both_files(tmp_path):
             "ours (folded, channels-last) / torchvision (target >= 1.10)"} <= names
     assert any(name.startswith("Lightning fit / bare PyTorch loop") for name in names)
     assert any(name.startswith("bench's fps (measure_fps) / bare timing loop") for name in names)
-    # every version's flagship, at the big size and at the tiny scale, with params and GFLOPs
+    # every version's flagship (experiments/versions.py), at the big size and at the tiny scale,
+    # with params and GFLOPs
     models = frame.dropna(subset=["params_m"])
-    assert len(models) == 12 and (models.gflops > 0).all() and (models.gemm_fraction > 0).all()
+    flagships = get_experiment("versions").variant_names()
+    assert len(models) == 2 * len(flagships) and (models.gflops > 0).all() and (models.gemm_fraction > 0).all()
+    assert [name.split(" ")[0] for name in models.benchmark] == flagships * 2
     # ours and torchvision hold the same weights: the eager outputs agree
     eager = frame.set_index("benchmark").value["largest |ours eager - torchvision| logit (target <= 1e-4)"]
     assert eager <= 1e-4

@@ -2,8 +2,8 @@
 
     python tools/profile_v3.py [SIZE]      # default 513, batch 1, fp32, CPU
 
-Used as the profile evidence for the GEMM-fraction target of `make bench` (issue 8): it prints the
-top operators by self CPU time and the share spent in convolutions, for our v3 (torchvision
+The profile evidence behind the GEMM-fraction row of `make bench` (results/bench.md): it prints
+the top operators by self CPU time and the share spent in convolutions, for our v3 (torchvision
 layout, OS 8, image pooling) eager and after bench.models.fuse.optimize_for_inference.
 """
 
