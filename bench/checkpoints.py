@@ -1,39 +1,31 @@
 """Trained weights of each run, kept beside the records so evaluation can be redone without training.
 
-RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt holds {"version", "knobs", "state_dict"}
-and, since bench.reuse, "training" (what made the weights): plain tensors and JSON types only, so
+ResultsDir.checkpoint (RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt), written atomically,
+holds {"version", "knobs", "state_dict"} and "training" (what made the weights, bench.reuse): plain tensors and JSON types only, so
 it loads with ``torch.load(weights_only=True)``. The folder is git-ignored (bulky); records and
 tables do not depend on it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from bench.atomic import atomic_write
 from bench.errors import BenchError
 from bench.models import build_model
-
-
-def checkpoint_path(results_dir: str | Path, experiment: str, variant: str, seed: int) -> Path:
-    return Path(results_dir) / "checkpoints" / experiment / variant / f"seed-{seed}.pt"
 
 
 def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict,
                     training: dict | None = None) -> Path:
     """``training``: the run's training identity (bench.reuse), so the weights can serve another
     experiment's identical run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     payload = {"version": version, "knobs": knobs, "state_dict": model.state_dict()}
     if training is not None:
         payload["training"] = training
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path, version: str, knobs: dict) -> nn.Module:

@@ -1,8 +1,8 @@
 """Claim files: which process is doing which run, so several `bench run` on one results dir share
 the work instead of duplicating it.
 
-RESULTS_DIR/claims/EXPERIMENT/VARIANT/seed-N.claim holds {"pid", "host", "started", "proc_start"}
-of the process doing that run. A claim is created with all its content at once: written to a
+A claim file (ResultsDir.claim: RESULTS_DIR/claims/EXPERIMENT/VARIANT/seed-N.claim) holds
+{"pid", "host", "started", "proc_start"} of the process doing that run. A claim is created with all its content at once: written to a
 temporary file, then hard-linked to the claim's name; the link fails when the name exists, which
 is the O_CREAT|O_EXCL test, and no reader ever sees a half-written claim. The holder removes it
 once the run's record is written (or the run is given up).
@@ -26,13 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.provenance import utc_now
-
-CLAIMS_DIR = "claims"
-
-
-def claim_path(results_dir: str | Path, experiment: str, variant: str, seed: int) -> Path:
-    return Path(results_dir) / CLAIMS_DIR / experiment / variant / f"seed-{seed}.claim"
-
 
 def _proc_start(pid: int) -> str | None:
     """The start time of a process in clock ticks since boot (Linux), to tell a reused pid."""

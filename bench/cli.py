@@ -11,10 +11,25 @@ import sys
 import traceback
 from pathlib import Path
 
-from bench.run_config import SCALES
+from bench.data.stats import report as data_stats_report
 from bench.errors import BenchError
+from bench.evaluation.score import score_dirs
+from bench.evaluation.speed import count_gflops, count_params_m
+from bench.models import build_model, receptive_field
+from bench.registry import experiments, get_experiment, resolve_variant
+from bench.report import write_document
+from bench.results_dir import ResultsDir
+from bench.run_config import SCALES, protocol_for
+from bench.tables import write_tables
 
 DEFAULT_RESULTS = Path("results")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other bad input (the usage stays under --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def _variants(text: str) -> list[str]:
@@ -35,7 +50,7 @@ def _inference(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="Rerun the DeepLab papers' ablations.")
+    parser = OneLineParser(prog="bench", description="Rerun the DeepLab papers' ablations.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -124,17 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_data_stats(args) -> int:
-    from bench.data.stats import report
-
     if args.images < 1 or args.size < 8:
         raise BenchError(f"need --images >= 1 and --size >= 8, got {args.images} and {args.size}")
-    print(report(seed=args.seed, split=args.split, n=args.images, size=args.size))
+    print(data_stats_report(seed=args.seed, split=args.split, n=args.images, size=args.size))
     return 0
 
 
 def cmd_score(args) -> int:
-    from bench.evaluation.score import score_dirs
-
     summary = score_dirs(args.pred_dir, args.gt_dir, args.num_classes)
     print(f"{summary['images']} images, {args.num_classes} classes")
     for c, iou in enumerate(summary["per_class_iou"]):
@@ -145,8 +156,6 @@ def cmd_score(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from bench.registry import experiments
-
     registry = experiments()
     width = max(map(len, registry))
     for name, exp in registry.items():
@@ -155,7 +164,7 @@ def cmd_list(args) -> int:
 
 
 def _slurm_options(args):
-    from bench.launchers import SlurmOptions
+    from bench.launchers import SlurmOptions  # imported here: it imports Lightning (see cmd_run)
 
     return SlurmOptions(partition=args.slurm_partition, gpus_per_node=args.slurm_gpus_per_node,
                         time_min=args.slurm_time, account=args.slurm_account,
@@ -163,8 +172,10 @@ def _slurm_options(args):
 
 
 def cmd_run(args) -> int:
-    from bench.registry import get_experiment
-    from bench.runner import quiet_libraries, run_experiment
+    # imported here, not at the top: the training stack (Lightning) takes seconds to import, and
+    # `bench table`, `describe` and `list` must not need it
+    from bench.run import quiet_libraries
+    from bench.runner import run_experiment
 
     experiment = get_experiment(args.experiment)
     quiet_libraries()
@@ -199,17 +210,12 @@ def cmd_run(args) -> int:
 
 def cmd_describe(args) -> int:
     """One row per variant with the knobs the runner would use at ``--scale`` (same resolution as
-    runner.plan_runs), parameters, forward GFLOPs at the scale's fps input size and the fc6
+    bench.registry.resolve_variant), parameters, forward GFLOPs at the scale's fps input size and the fc6
     receptive field (v1/v2: ``receptive_field`` in v1 Table 2's convention, ``rf_theoretical`` the
     full one; '-' where undefined). Models are built on the meta device: no memory, no compute."""
     import csv
 
     import torch
-
-    from bench.evaluation.speed import count_gflops, count_params_m
-    from bench.models import build_model, receptive_field
-    from bench.registry import get_experiment
-    from bench.runner import resolve_variant
 
     experiment = get_experiment(args.experiment)
     rows, knob_names = [], []
@@ -245,16 +251,11 @@ def cmd_describe(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from bench.registry import experiments, get_experiment
-    from bench.report import write_document
-    from bench.results import find_records
-    from bench.runner import write_tables
-
     if args.all == (args.experiment is not None):
         raise BenchError("bench table: name one EXPERIMENT or give --all; valid: " + ", ".join(experiments()))
     if args.all:  # every experiment with records, then one LaTeX document of them all
         for name, experiment in experiments().items():
-            if find_records(args.results_dir, name):
+            if ResultsDir(args.results_dir).record_paths(name):
                 tables = write_tables(experiment, args.results_dir)
                 print(" ".join(str(p) for p in tables.values()))
             else:
@@ -277,8 +278,6 @@ def sweep_config(experiment, *, scale: str = "tiny", data: str = "synthetic", se
 
     wandb's agent expands ${args} into --variants=NAME --seed=K (one value per parameter), so each
     trial trains one (variant, seed) and writes its record like `bench run` does."""
-    from bench.run_config import protocol_for
-
     selected = experiment.select(variants)
     if seeds is None:
         seeds = max(protocol_for(scale, experiment.version_of(v)).seeds for v in selected)
@@ -302,8 +301,6 @@ def sweep_config(experiment, *, scale: str = "tiny", data: str = "synthetic", se
 def cmd_sweep(args) -> int:
     import yaml
 
-    from bench.registry import get_experiment
-
     experiment = get_experiment(args.experiment)
     config = sweep_config(experiment, scale=args.scale, data=args.data, seeds=args.seeds, variants=args.variants)
     text = (f"# W&B sweep of {experiment.name}: wandb sweep FILE, then wandb agent ENTITY/PROJECT/ID\n"
@@ -320,8 +317,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_crf_search(args) -> int:
-    from bench.registry import get_experiment
-    from bench.runner import crf_search_experiment, quiet_libraries
+    from bench.crf_tuning import crf_search_experiment  # imported here: Lightning (see cmd_run)
+    from bench.run import quiet_libraries  # imported here: Lightning (see cmd_run)
 
     experiment = get_experiment(args.experiment)
     quiet_libraries()

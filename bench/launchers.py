@@ -2,7 +2,7 @@
 bench.runner), or as SLURM jobs through submitit (``--launcher slurm``).
 
 One job = one (variant, seed): ``RunJob`` is a picklable callable ``job(cfg, results_dir)`` that
-runs exactly what the local sweep runs for that config (runner.run_and_record: train, evaluate,
+runs exactly what the local sweep runs for that config (bench.run.run_and_record: train, evaluate,
 write the record into the same results dir). The submitting command waits for every job and
 then builds the tables once, like a local sweep; with ``--no-wait`` it returns after printing
 the job ids and ``bench table EXPERIMENT`` builds the tables later from the records.
@@ -13,7 +13,7 @@ same command again submits only the runs without a successful record.
 With ``--devices N --num-nodes M`` a job asks for M nodes with N tasks per node (one task per
 device, as Lightning needs under SLURM) and N GPUs per node (``--slurm-gpus-per-node`` to ask
 for more); every task is one DDP rank and global rank 0 writes the record.
-Job scripts, logs and pickles go to RESULTS_DIR/slurm/EXPERIMENT/ (git-ignored).
+Job scripts, logs and pickles go to ResultsDir.slurm (RESULTS_DIR/slurm/EXPERIMENT/, git-ignored).
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.run_config import RunConfig
 from bench.errors import BenchError
+from bench.results_dir import ResultsDir
+from bench.run import quiet_libraries, run_and_record
+from bench.run_config import RunConfig
+from bench.tracking import WandbGuard
 
 CLUSTERS = ("slurm", "local", "debug")  # submitit's AutoExecutor clusters; local/debug run here
 
@@ -50,11 +53,8 @@ class RunJob:
 
     def __call__(self, cfg: RunConfig, results_dir: str | Path) -> dict[str, Any] | None:
         """The run's status on global rank 0 (submitit returns task 0's), None on other ranks."""
-        from bench.runner import quiet_libraries, run_and_record
-        from bench.tracking import WandbGuard
-
         quiet_libraries()
-        record = run_and_record(cfg, Path(results_dir), wandb=WandbGuard(self.wandb_mode),
+        record = run_and_record(cfg, ResultsDir(results_dir), wandb=WandbGuard(self.wandb_mode),
                                 accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes)
         if record is None:
             return None
@@ -92,15 +92,15 @@ def executor_for(folder: Path, options: SlurmOptions, job: RunJob, name: str):
     return executor
 
 
-def submit(configs: list[RunConfig], results_dir: Path, job: RunJob, options: SlurmOptions, *,
+def submit(configs: list[RunConfig], results: ResultsDir, job: RunJob, options: SlurmOptions, *,
            name: str) -> list:
     """One job per config (a SLURM job array); the submitit jobs, in the configs' order."""
     if not configs:
         return []
-    results_dir = Path(results_dir).resolve()  # jobs may start in another working directory
-    executor = executor_for(results_dir / "slurm" / name, options, job, f"bench-{name}")
+    results = ResultsDir(results.root.resolve())  # jobs may start in another working directory
+    executor = executor_for(results.slurm(name), options, job, f"bench-{name}")
     try:
-        return executor.map_array(job, configs, [str(results_dir)] * len(configs))
+        return executor.map_array(job, configs, [str(results.root)] * len(configs))
     except (OSError, RuntimeError) as err:  # no sbatch here, or sbatch refused the job
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"--launcher slurm: submitting failed ({first}); run from a SLURM login node, "

@@ -1,4 +1,5 @@
-"""Plots from run records (like report.py, they read records only): where a person would rather look.
+"""Plots from run records (bench.results.load_records; like report.py, records only): where a person
+would rather look.
 
 - EXPERIMENT.png: mIoU vs fps per variant (mean, with the std over seeds as error bars) - the
   speed/accuracy trade-off at a glance.
@@ -24,7 +25,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.results import find_records, read_record  # noqa: E402
 
 
 def plot_tradeoff(summary: pd.DataFrame, path: Path, *, title: str) -> Path:
@@ -40,11 +40,10 @@ def plot_tradeoff(summary: pd.DataFrame, path: Path, *, title: str) -> Path:
     return _save(fig, path)
 
 
-def trimap_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, np.ndarray]]:
+def trimap_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
     """variant -> {"width_px", "miou" (mean over seeds), "miou_crf"} from the records that have it."""
     curves: dict[str, dict[str, list]] = {}
-    for path in find_records(results_dir, experiment):
-        record = read_record(path)
+    for record in records:
         metrics = record["metrics"]
         if record["status"] != "ok" or "trimap" not in metrics:
             continue
@@ -55,8 +54,8 @@ def trimap_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, np.
                 "miou_crf": np.nanmean(c["miou_crf"], axis=0)} for v, c in curves.items()}
 
 
-def plot_trimap(results_dir: Path, experiment: str, path: Path, *, title: str) -> Path | None:
-    curves = trimap_curves(results_dir, experiment)
+def plot_trimap(records: list[dict[str, Any]], path: Path, *, title: str) -> Path | None:
+    curves = trimap_curves(records)
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -72,12 +71,11 @@ def plot_trimap(results_dir: Path, experiment: str, path: Path, *, title: str) -
     return _save(fig, path)
 
 
-def learning_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, np.ndarray]]:
+def learning_curves(records: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
     """variant -> {"step", "miou" (seeds, points)} from the ok records that have a learning curve;
     per variant the steps most of its seeds share, seeds with other steps left out."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in find_records(results_dir, experiment):
-        record = read_record(path)
+    for record in records:
         curve = record["metrics"].get("val_curve")
         if record["status"] == "ok" and curve:
             found.setdefault(record["variant"], []).append(curve)
@@ -89,8 +87,8 @@ def learning_curves(results_dir: Path, experiment: str) -> dict[str, dict[str, n
     return curves
 
 
-def plot_learning_curves(results_dir: Path, experiment: str, path: Path, *, title: str) -> Path | None:
-    curves = learning_curves(results_dir, experiment)
+def plot_learning_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Path | None:
+    curves = learning_curves(records)
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -108,12 +106,11 @@ def plot_learning_curves(results_dir: Path, experiment: str, path: Path, *, titl
     return _save(fig, path)
 
 
-def per_class_iou(results_dir: Path, experiment: str, variant: str) -> dict[str, np.ndarray]:
+def per_class_iou(records: list[dict[str, Any]], variant: str) -> dict[str, np.ndarray]:
     """{"iou": (seeds, classes) [, "iou_crf": ...]} of a variant's ok records, in percent; NaN
     where a class is absent from both prediction and ground truth."""
     found: dict[str, list] = {"iou": [], "iou_crf": []}
-    for path in find_records(results_dir, experiment):
-        record = read_record(path)
+    for record in records:
         metrics = record["metrics"]
         if record["variant"] != variant or record["status"] != "ok" or "per_class_iou" not in metrics:
             continue
@@ -127,14 +124,14 @@ def per_class_iou(results_dir: Path, experiment: str, variant: str) -> dict[str,
     return as_array
 
 
-def plot_per_class(results_dir: Path, experiment: str, summary: pd.DataFrame, path: Path, *,
+def plot_per_class(records: list[dict[str, Any]], summary: pd.DataFrame, path: Path, *,
                    title: str, class_names: list[str] | tuple[str, ...] | None = None) -> Path | None:
     """Bars of per-class IoU of the best variant; class names when given, else class indices."""
     ok = summary[(summary.get("status", "ok") == "ok") & summary["miou"].notna()]
     if ok.empty:
         return None
     best = str(ok.loc[ok["miou"].astype(float).idxmax(), "variant"])
-    iou = per_class_iou(results_dir, experiment, best)
+    iou = per_class_iou(records, best)
     if "iou" not in iou:
         return None
     n_classes = iou["iou"].shape[1]

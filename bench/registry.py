@@ -2,7 +2,8 @@
 
 Each module in the ``experiments`` package defines ``EXPERIMENT = Experiment(...)``; loading the
 registry imports them all. A duplicate name is an error, an unknown one a BenchError that lists
-the valid names.
+the valid names. Beside the knobs lives the rule that merges them into a run's model knobs
+(``resolve_variant``: scale, then experiment, then variant) and checks its test-time strategy.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.data.spec import num_classes_of
 from bench.errors import BenchError
+from bench.evaluation.inference import Inference
+from bench.models.config import make_config
+from bench.run_config import Protocol, protocol_for
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Experiment:
     fixed_knobs: dict[str, Any] = field(default_factory=dict)
     crf: bool = False         # whether the paper reports mIoU after CRF
     notes: str = ""
+    paper_data: str = "VOC 2012 val"  # what the paper's numbers were measured on
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variants]
@@ -63,6 +69,42 @@ class Experiment:
 
     def version_of(self, variant: Variant) -> str:
         return variant.version or self.version
+
+    def paper_numbers(self) -> dict[str, dict[str, float | None]]:
+        """variant -> its published numbers, as the tables put them beside ours."""
+        return {v.name: {"paper_miou": v.paper_miou, "paper_miou_crf": v.paper_miou_crf} for v in self.variants}
+
+
+# ---------------------------------------------------------------- the knob-merge rule
+
+
+def resolve_variant(experiment: Experiment, variant: Variant, scale: str,
+                    data: str = "synthetic") -> tuple[str, Protocol, dict[str, Any]]:
+    """(version, protocol, validated model knobs) of a variant at a scale: the scale's width and
+    model knobs, overridden by the experiment's fixed knobs and the variant's own; num_classes
+    from the data spec (21 synthetic and VOC, 19 Cityscapes)."""
+    version = experiment.version_of(variant)
+    protocol = protocol_for(scale, version)
+    knobs = {"width": protocol.width, "num_classes": num_classes_of(data), **protocol.model_knobs,
+             **experiment.knobs_of(variant)}
+    try:
+        make_config(version, knobs)
+    except ValueError as err:
+        raise BenchError(f"{experiment.name}/{variant.name}: {err}") from err
+    return version, protocol, knobs
+
+
+def check_inference(experiment: Experiment, variant: Variant, version: str, knobs: dict[str, Any],
+                    inference: dict[str, Any]) -> dict[str, Any]:
+    """The variant's test-time strategy, validated (an eval output stride needs a v3/v3+ model);
+    {} for the default (single scale, no flip, the training output stride)."""
+    try:
+        strategy = Inference(**inference)
+        if strategy.output_stride is not None:
+            make_config(version, {**knobs, "output_stride": strategy.output_stride})
+    except (TypeError, ValueError) as err:
+        raise BenchError(f"{experiment.name}/{variant.name}: inference {inference}: {err}") from err
+    return strategy.to_dict() if not strategy == Inference() else {}
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -1,6 +1,6 @@
 """Comparison tables from run records: one row per variant, aggregated over seeds.
 
-``aggregate`` turns the per-run frame of :func:`bench.results.load_records` into the summary;
+``aggregate`` turns the per-run frame of the records (bench.columns.runs_frame) into the summary;
 ``write_tables`` writes it as CSV (full precision, for programs), Markdown (for the terminal and
 READMEs) and a LaTeX ``table`` fragment (booktabs, for pasting into a paper).
 
@@ -30,91 +30,70 @@ from typing import Any
 
 import pandas as pd
 
-# Summary columns that are not knobs, in table order. Everything else in a summary is a knob.
-METRIC_COLUMNS = (
-    "miou", "miou_std", "n_seeds", "miou_crf", "miou_crf_std",
-    "fps", "params_m", "gflops", "paper_miou", "paper_miou_crf", "n_failed", "status",
-)
-_KNOB_PREFIX = "knob."
+from bench.columns import COLUMNS, KNOB_PREFIX, first, numeric, present, summary_columns
+from bench.results_dir import ResultsDir
+
 _MISSING = "-"
 DAGGER = "†"  # markdown; LaTeX gets $^\dagger$
-# (mean column, std column, paper column, label) of the compared metrics
-_COMPARED = (("miou", "miou_std", "paper_miou", "mIoU"),
-             ("miou_crf", "miou_crf_std", "paper_miou_crf", "mIoU CRF"))
+# the columns with the paper's number beside ours: (mean, std, paper, label) per column
+_COMPARED = tuple((c.name, c.std, c.paper, c.label) for c in COLUMNS if c.paper)
+_numeric, _first = numeric, first
 
 
 # ---------------------------------------------------------------------------- aggregation
 
 
-def aggregate(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant, in ``variant_index`` order, aggregated over seeds.
+def aggregate(runs: pd.DataFrame, *, order: list[str] | None = None,
+              paper: dict[str, dict[str, float | None]] | None = None) -> pd.DataFrame:
+    """One row per variant, aggregated over seeds (bench.columns says how, column by column).
+
+    ``runs``: bench.columns.runs_frame of the records. Rows follow ``order`` (the experiment
+    file's variant names); variants not in it (since removed from the file) come after, in the
+    runs' order. ``paper``: variant -> {"paper_miou": ..., "paper_miou_crf": ...}, the
+    experiment file's numbers (NaN where absent).
 
     Columns: variant, the knobs whose values differ between variants (without the ``knob.``
-    prefix), miou, miou_std, n_seeds, [miou_crf, miou_crf_std], fps, params_m, gflops, paper_miou,
-    [paper_miou_crf], n_failed, status. The CRF columns are present when any record has miou_crf.
-    Means count only ``ok`` runs; std is the sample std (NaN with one seed). A variant whose runs
-    all failed keeps its row, with NaN metrics and status ``failed``.
+    prefix), each present column of bench.columns (mean_std ones with NAME_std after), the paper
+    columns, n_failed, status. A variant whose runs all failed keeps its row, with NaN metrics
+    and status ``failed``.
     """
-    has_crf = "miou_crf" in records.columns and _numeric(records["miou_crf"]).notna().any()
-    columns = _summary_columns([], has_crf)
-    if records.empty:
-        return pd.DataFrame(columns=columns)
+    columns = present(runs)
+    if runs.empty:
+        return pd.DataFrame(columns=summary_columns(columns, []))
 
-    knob_cols = [c for c in records.columns if c.startswith(_KNOB_PREFIX)]
-    # A variant's position is its registry index; a variant's seeds normally share it.
-    order = records.groupby("variant", sort=False)["variant_index"].min().sort_values(kind="stable")
+    knob_cols = [c for c in runs.columns if c.startswith(KNOB_PREFIX)]
+    seen = list(dict.fromkeys(runs["variant"]))
+    variants = [v for v in (order or []) if v in seen] + [v for v in seen if v not in (order or [])]
     rows = []
-    for variant in order.index:
-        group = records[records["variant"] == variant]
+    for variant in variants:
+        group = runs[runs["variant"] == variant]
         ok = group[group["status"] == "ok"]
         row: dict[str, Any] = {"variant": variant}
         for col in knob_cols:
             row[col] = group[col].iloc[0]
-        miou = _numeric(ok["miou"])
-        row["miou"] = miou.mean()
-        row["miou_std"] = miou.std(ddof=1)
-        row["n_seeds"] = len(ok)
-        if has_crf:
-            crf = _numeric(ok["miou_crf"])
-            row["miou_crf"] = crf.mean()
-            row["miou_crf_std"] = crf.std(ddof=1)
-        row["fps"] = _numeric(ok["fps"]).mean()
-        # Size and cost do not depend on training: take them from failed runs when nothing else.
-        for col in ("params_m", "gflops"):
-            row[col] = _first(ok[col]) if _numeric(ok[col]).notna().any() else _first(group[col])
-        row["paper_miou"] = _first(group["paper_miou"])
-        if has_crf:
-            row["paper_miou_crf"] = _first(group["paper_miou_crf"])
+        for column in columns:
+            row.update(column.summarize(group, ok))
+        published = (paper or {}).get(variant, {})
+        for column in columns:
+            if column.paper:
+                value = published.get(column.paper)
+                row[column.paper] = math.nan if value is None else float(value)
         row["n_failed"] = int((group["status"] != "ok").sum())
         row["status"] = "ok" if len(ok) else "failed"
         rows.append(row)
     summary = pd.DataFrame(rows)
 
     # Keep the knobs that are compared (differ between variants); name them without the prefix.
+    taken = set(summary_columns(list(COLUMNS), []))
     varying = [c for c in knob_cols if summary[c].map(_knob_key).nunique() > 1]
     renames = {}
     for col in varying:
-        name = col[len(_KNOB_PREFIX):]
-        renames[col] = col if name in METRIC_COLUMNS or name == "variant" else name
+        name = col[len(KNOB_PREFIX):]
+        renames[col] = col if name in taken else name
     summary = summary.rename(columns=renames)
-    summary = summary[_summary_columns([renames[c] for c in varying], has_crf)]
-    return summary.astype({"n_seeds": int, "n_failed": int}).reset_index(drop=True)
-
-
-def _summary_columns(knobs: list[str], has_crf: bool) -> list[str]:
-    crf = ["miou_crf", "miou_crf_std"] if has_crf else []
-    paper_crf = ["paper_miou_crf"] if has_crf else []
-    return (["variant", *knobs, "miou", "miou_std", "n_seeds", *crf, "fps", "params_m", "gflops",
-             "paper_miou", *paper_crf, "n_failed", "status"])
-
-
-def _numeric(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").astype(float)
-
-
-def _first(values: pd.Series) -> float:
-    present = _numeric(values).dropna()
-    return float(present.iloc[0]) if len(present) else math.nan
+    summary = summary[summary_columns(columns, [renames[c] for c in varying])]
+    counts = {c.name: int for c in columns if c.aggregate == "count"}
+    return summary.astype({**counts, "n_failed": int}).reset_index(drop=True)
 
 
 def _knob_key(value: Any) -> str:
@@ -169,7 +148,8 @@ def _format_knob(value: Any) -> str:
 
 
 def _knob_columns(summary: pd.DataFrame) -> list[str]:
-    return [c for c in summary.columns if c != "variant" and c not in METRIC_COLUMNS]
+    taken = set(summary_columns(list(COLUMNS), []))
+    return [c for c in summary.columns if c != "variant" and c not in taken]
 
 
 def _best_rows(summary: pd.DataFrame, column: str) -> pd.Series:
@@ -291,12 +271,13 @@ def _signed(value: Any) -> str:
     return "+" + text if text not in (_MISSING, "0.00") and not text.startswith("-") else text
 
 
-def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER,
-             scale: str | None = "tiny") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER, scale: str | None = "tiny",
+             paper_data: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The table as strings: (cells, bold mask, labels of the text columns); ``pm`` joins mean
-    and std, ``dagger`` marks a mean within one pooled std of the best. At scale ``paper`` each
-    paper column is followed by our delta to it; otherwise by the rank ours/paper."""
-    has_crf = "miou_crf" in summary.columns
+    and std, ``dagger`` marks a mean within one pooled std of the best. One cell column per
+    bench.columns column in the summary, then per compared column the paper's number (its header
+    names ``paper_data``, the paper's dataset) and at scale ``paper`` our delta to it, otherwise
+    the rank ours/paper."""
     failed = summary.get("status", pd.Series("ok", index=summary.index)) == "failed"
 
     def mean_std(mean_col: str, std_col: str) -> pd.Series:
@@ -315,38 +296,39 @@ def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER,
     def numbers(col: str, decimals: int) -> pd.Series:
         return summary[col].map(lambda v: format_number(v, decimals)).astype(object)
 
-    def beside_paper(col: str, paper_col: str, label: str) -> None:
+    def beside_paper(column) -> None:
         if scale == "paper":
-            delta = _numeric(summary[col]) - _numeric(summary[paper_col])
-            cells[f"Δ {label}"] = pd.Series([_MISSING if f else _signed(d) for d, f in zip(delta, failed)],
-                                             index=summary.index, dtype=object)
+            delta = _numeric(summary[column.name]) - _numeric(summary[column.paper])
+            cells[f"Δ {column.label}"] = pd.Series([_MISSING if f else _signed(d) for d, f in zip(delta, failed)],
+                                                    index=summary.index, dtype=object)
         else:
-            ranks = ordering(summary, col, paper_col, label).ranks
-            cells[f"rank {label}"] = pd.Series(
+            ranks = ordering(summary, column.name, column.paper, column.label).ranks
+            cells[f"rank {column.label}"] = pd.Series(
                 [f"{ranks[i][0]}/{ranks[i][1]}" if i in ranks else _MISSING for i in summary.index],
                 index=summary.index, dtype=object)
 
-    trend = "" if scale == "paper" else " (trend)"
+    about = [paper_data] if paper_data else []
+    about += [] if scale == "paper" else ["trend"]
+    about_text = f" ({', '.join(about)})" if about else ""
     cells: dict[str, pd.Series] = {"variant": summary["variant"].astype(str)}
     text = ["variant"]
     for knob in _knob_columns(summary):  # named as in the summary (knob.NAME where NAME clashes)
         cells[knob] = summary[knob].map(_format_knob).astype(object)
         text.append(knob)
     bold = {label: False for label in cells}
-    cells["mIoU (%)"] = mean_std("miou", "miou_std")
-    bold["mIoU (%)"] = _best_rows(summary, "miou")
-    cells["seeds"] = summary["n_seeds"].map(lambda n: str(int(n))).astype(object)
-    if has_crf:
-        cells["mIoU CRF (%)"] = mean_std("miou_crf", "miou_crf_std")
-        bold["mIoU CRF (%)"] = _best_rows(summary, "miou_crf")
-    cells["fps"] = numbers("fps", 1)
-    cells["params (M)"] = numbers("params_m", 2)
-    cells["GFLOPs"] = numbers("gflops", 2)
-    cells[f"paper mIoU{trend}"] = numbers("paper_miou", 2)
-    beside_paper("miou", "paper_miou", "mIoU")
-    if has_crf:
-        cells[f"paper mIoU CRF{trend}"] = numbers("paper_miou_crf", 2)
-        beside_paper("miou_crf", "paper_miou_crf", "mIoU CRF")
+    shown = [c for c in COLUMNS if c.name in summary.columns]
+    for column in shown:
+        if column.aggregate == "mean_std":
+            cells[column.header] = mean_std(column.name, column.std)
+            bold[column.header] = _best_rows(summary, column.name)
+        elif column.aggregate == "count":
+            cells[column.header] = summary[column.name].map(lambda n: str(int(n))).astype(object)
+        else:
+            cells[column.header] = numbers(column.name, column.decimals)
+    for column in shown:
+        if column.paper and column.paper in summary.columns:
+            cells[f"paper {column.label}{about_text}"] = numbers(column.paper, 2)
+            beside_paper(column)
     if "n_failed" in summary.columns and (summary["n_failed"] > 0).any():
         cells["failed runs"] = summary["n_failed"].map(lambda n: str(int(n))).astype(object)
 
@@ -358,10 +340,10 @@ def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER,
 # ---------------------------------------------------------------------------- Markdown
 
 
-def markdown_table(summary: pd.DataFrame, *, scale: str | None = "tiny") -> str:
+def markdown_table(summary: pd.DataFrame, *, scale: str | None = "tiny", paper_data: str | None = None) -> str:
     """A GitHub pipe table, columns padded so it also reads on a terminal; best mIoU in bold,
     means within one pooled std of the best marked with a dagger."""
-    frame, mask, text = _display(summary, " ± ", scale=scale)
+    frame, mask, text = _display(summary, " ± ", scale=scale, paper_data=paper_data)
     frame = frame.where(~mask, "**" + frame.astype(str) + "**")
     header = [str(c) for c in frame.columns]
     rows = [[_md_cell(v) for v in row] for row in frame.itertuples(index=False)]
@@ -396,7 +378,8 @@ def escape_latex(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
 
 
-def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str | None = "tiny") -> str:
+def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str | None = "tiny",
+                paper_data: str | None = None) -> str:
     """A ``table`` fragment (booktabs rules, best mIoU and best mIoU after CRF in bold, means
     within one pooled std of the best marked $^\\dagger$), the ordering vs the paper under it.
 
@@ -404,7 +387,7 @@ def latex_table(summary: pd.DataFrame, *, caption: str, label: str, scale: str |
     cells and column names are escaped. The fragment needs ``\\usepackage{booktabs}`` and
     ``\\usepackage{graphicx}`` (a table wider than the text is scaled down to ``\\linewidth``).
     """
-    frame, mask, text = _display(summary, r" $\pm$ ", dagger=r"$^\dagger$", scale=scale)
+    frame, mask, text = _display(summary, r" $\pm$ ", dagger=r"$^\dagger$", scale=scale, paper_data=paper_data)
     for col in text:
         frame[col] = frame[col].map(escape_latex)
     # A row starting with "[" would be read as the optional argument of the "\\" before it.
@@ -458,15 +441,15 @@ def latex_document(fragments: list[str], *, title: str | None = None) -> str:
     )
 
 
-def write_document(out_dir: str | Path, experiments: list[str], name: str = "tables.tex") -> Path | None:
-    """out_dir/tables.tex: a document that ``\\input``s each EXPERIMENT.tex present in out_dir, in
+def write_document(results: str | Path | ResultsDir, experiments: list[str]) -> Path | None:
+    """RESULTS_DIR/tables.tex: a document that ``\\input``s each EXPERIMENT.tex present there, in
     the order given; compile it there with ``pdflatex tables.tex``. None when none is present."""
-    out_dir = Path(out_dir)
-    present = [e for e in experiments if (out_dir / f"{e}.tex").is_file()]
-    if not present:
+    results = ResultsDir.of(results)
+    present_tex = [results.table(e, ".tex") for e in experiments if results.table(e, ".tex").is_file()]
+    if not present_tex:
         return None
-    inputs = [f"\\input{{{e}.tex}}\n\\clearpage" for e in present]
-    path = out_dir / name
+    inputs = [f"\\input{{{tex.name}}}\n\\clearpage" for tex in present_tex]
+    path = results.document()
     path.write_text(latex_document(inputs, title="deeplab-bench: DeepLab ablations, ours beside the papers"))
     return path
 
@@ -497,20 +480,21 @@ def table_note(scale: str, *, latex: bool = False) -> str:
     return note
 
 
-def write_tables(
-    summary: pd.DataFrame, out_dir: str | Path, experiment: str, *, title: str, scale: str
-) -> dict[str, Path]:
-    """Write out_dir/EXPERIMENT.csv (full precision), .md and .tex; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {fmt: out_dir / f"{experiment}.{fmt}" for fmt in ("csv", "md", "tex")}
+def write_tables(summary: pd.DataFrame, results: str | Path | ResultsDir, experiment: str, *, title: str,
+                 scale: str, paper_data: str | None = None) -> dict[str, Path]:
+    """Write EXPERIMENT.csv (full precision), .md and .tex into the results dir; return their
+    paths. ``title`` says what ran; ``paper_data`` (the paper's dataset) heads the paper columns."""
+    results = ResultsDir.of(results)
+    results.root.mkdir(parents=True, exist_ok=True)
+    paths = {fmt: results.table(experiment, f".{fmt}") for fmt in ("csv", "md", "tex")}
 
     summary.to_csv(paths["csv"], index=False)
     ordering_lines = "".join(f"\n{o.sentence()}" for o in orderings(summary))
     paths["md"].write_text(
-        f"## {title} (scale: {scale})\n\n{markdown_table(summary, scale=scale)}\n\n"
+        f"## {title} (scale: {scale})\n\n{markdown_table(summary, scale=scale, paper_data=paper_data)}\n\n"
         f"{table_note(scale)}\n{ordering_lines}\n"
     )
     caption = f"{escape_latex(title)} (scale: {escape_latex(scale)}). {table_note(scale, latex=True)}"
-    paths["tex"].write_text(latex_table(summary, caption=caption, label=f"tab:{experiment}", scale=scale))
+    paths["tex"].write_text(latex_table(summary, caption=caption, label=f"tab:{experiment}", scale=scale,
+                                        paper_data=paper_data))
     return paths

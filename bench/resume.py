@@ -2,8 +2,8 @@
 
 While a run trains, every ``checkpoint_every(max_steps)`` steps (a tenth of the run) the whole
 training state (weights, BN statistics, SGD momentum, the poly schedule, Lightning's loop
-counters) is written atomically to
-RESULTS_DIR/resume/EXPERIMENT/VARIANT/seed-N-HASH.ckpt, HASH being a hash of the full RunConfig:
+counters) is written atomically (bench.atomic) to ResultsDir.resume():
+RESULTS_DIR/resume/EXPERIMENT/VARIANT/seed-N-HASH.ckpt, HASH being a hash of the run's identity:
 a run whose config changed never picks up another config's checkpoint. The file is scratch
 (git-ignored) and is deleted once the run's record is written.
 
@@ -32,17 +32,16 @@ import pytorch_lightning as pl
 import torch
 from tqdm.auto import tqdm
 
-RESUME_DIR = "resume"
-
+from bench.atomic import atomic_write
+from bench.results_dir import ResultsDir
 
 def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def resume_path(results_dir: str | Path, config: dict[str, Any]) -> Path:
+def resume_path(results: str | Path | ResultsDir, config: dict[str, Any]) -> Path:
     """Where the mid-training checkpoint of the run with this (RunConfig) dict lives."""
-    name = f"seed-{config['seed']}-{config_hash(config)}.ckpt"
-    return Path(results_dir) / RESUME_DIR / config["experiment"] / config["variant"] / name
+    return ResultsDir.of(results).resume(config["experiment"], config["variant"], config["seed"], config_hash(config))
 
 
 def checkpoint_every(max_steps: int) -> int:
@@ -74,11 +73,8 @@ class PeriodicCheckpoint(pl.Callback):
             self._save(trainer)
 
     def _save(self, trainer) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        # single-process runs only (bench.run): this one process writes the file
+        atomic_write(self.path, trainer.save_checkpoint)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint["bench"] = {"config": self.config}

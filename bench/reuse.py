@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from bench.checkpoints import checkpoint_path
 from bench.run_config import RunConfig
 from bench.errors import BenchError
-from bench.results import read_record
+from bench.results import load_records
+from bench.results_dir import ResultsDir
 
 # what decides the trained weights; the rest of a RunConfig (names, CRF, test-time inference,
 # the learning curve) only decides how they are evaluated
@@ -46,21 +46,20 @@ class Twin:
     state_dict: dict  # its weights, as read once (the file may be rewritten later)
 
 
-def trained_twin(results_dir: Path, cfg: RunConfig) -> Twin | None:
+def trained_twin(results: ResultsDir, cfg: RunConfig) -> Twin | None:
     """An ok single-process run of another experiment or variant with ``cfg``'s training, whose
     checkpoint carries the same training identity; None when there is none. Records that do not
     read (corrupt, another schema) are not twins; their own experiment reports them."""
     wanted = training_identity(cfg)
-    for path in sorted((Path(results_dir) / "runs").glob("*/*/seed-*.json")):
+    for record in load_records(results, skip_unreadable=True):
         try:
-            record = read_record(path)
             other = RunConfig.from_dict(record["config"])
         except (BenchError, KeyError, TypeError):
             continue
         if (record["status"] != "ok" or (other.experiment, other.variant) == (cfg.experiment, cfg.variant)
                 or (record.get("env") or {}).get("world_size", 1) != 1 or training_identity(other) != wanted):
             continue
-        checkpoint = checkpoint_path(results_dir, other.experiment, other.variant, other.seed)
+        checkpoint = results.checkpoint(other.experiment, other.variant, other.seed)
         payload = _payload(checkpoint)
         if payload is not None and payload.get("training") == wanted:
             return Twin(f"{other.experiment}/{other.variant}/seed-{other.seed}", checkpoint, payload["state_dict"])

@@ -76,11 +76,16 @@ def protocol_for(scale: str, version: str) -> Protocol:
     return PAPER_VGG if vgg else PAPER_V3
 
 
+# Fields that records written by earlier versions hold and that no longer identify a run: a
+# variant's position in its experiment file was one, so reordering or inserting a variant made
+# every later one count as unfinished. Tables now order rows by the experiment file.
+LEGACY_FIELDS = ("variant_index",)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     experiment: str
     variant: str
-    variant_index: int
     seed: int
     scale: str
     data: str
@@ -106,6 +111,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        data = {k: v for k, v in data.items() if k not in LEGACY_FIELDS}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

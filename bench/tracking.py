@@ -20,7 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import pandas as pd
 from pytorch_lightning.loggers import WandbLogger
+
+from bench.columns import wandb_summary
+from bench.results_dir import ResultsDir
+from bench.run_config import RunConfig
 
 WANDB_MODES = ("online", "offline", "disabled")
 WANDB_PROJECT = "deeplab-bench"
@@ -113,3 +119,61 @@ class GuardedWandbLogger(WandbLogger):
     finalize = _guarded("finalize")
     save = _guarded("save")
     del _guarded
+
+
+# ---------------------------------------------------------------- the runs of a sweep
+
+
+def run_logger(cfg: RunConfig, results: ResultsDir, guard: WandbGuard) -> GuardedWandbLogger | None:
+    """The W&B run of one (variant, seed): group = experiment, job_type = variant, the whole
+    config; None when W&B is disabled or broken."""
+    return guard.logger(project=WANDB_PROJECT, name=f"{cfg.variant}-seed{cfg.seed}", group=cfg.experiment,
+                        job_type=cfg.variant, save_dir=results.wandb, config=cfg.to_dict(),
+                        reinit="finish_previous")
+
+
+def log_picture(logger: WandbLogger, picture: Any, class_names) -> None:
+    """A run's prediction grid (bench.run.Picture), and its first image with prediction and
+    ground-truth masks that W&B can toggle."""
+    import wandb  # only when W&B logs: `import wandb` costs a second
+
+    labels = dict(enumerate(class_names))
+    overlay = wandb.Image(picture.images[0], masks={
+        "predictions": {"mask_data": picture.preds[0].astype(np.uint8), "class_labels": labels},
+        "ground_truth": {"mask_data": picture.masks[0].astype(np.uint8), "class_labels": labels}})
+    logger.experiment.log({"predictions": wandb.Image(str(picture.path)), "overlay": overlay})
+
+
+def finish_run(logger: WandbLogger, record: dict[str, Any]) -> None:
+    """The run's summary holds every table column of its record (bench.columns)."""
+    run = logger.experiment
+    run.summary.update(wandb_summary(record))
+    run.finish()
+
+
+def log_summary_run(experiment, results: ResultsDir, summary: pd.DataFrame, tables: dict[str, Path],
+                    guard: WandbGuard) -> None:
+    """One W&B run per sweep holding the comparison table and plots (through the sweep's guard)."""
+    if not guard.enabled:
+        return
+    import wandb  # only when W&B logs: `import wandb` costs a second
+
+    def start(mode: str):
+        results.wandb.mkdir(parents=True, exist_ok=True)  # else wandb warns that the folder is missing
+        return wandb.init(project=WANDB_PROJECT, group=experiment.name, job_type="summary",
+                          name=f"{experiment.name}-summary", dir=str(results.wandb), mode=mode,
+                          config={"experiment": experiment.name, "paper_table": experiment.paper_table},
+                          reinit="finish_previous")
+
+    def log(run) -> None:
+        run.log({"comparison": wandb.Table(dataframe=summary.astype(object).where(summary.notna(), None))})
+        # the plots: mIoU vs fps ("png"), trimap, per-class IoU of the best variant
+        images = {("tradeoff" if key == "png" else key): wandb.Image(str(path))
+                  for key, path in tables.items() if Path(path).suffix == ".png"}
+        if images:
+            run.log(images)
+        run.finish()
+
+    run = guard.start("starting the summary run", start)
+    if run is not None:
+        guard.call("logging the summary run", log, run)

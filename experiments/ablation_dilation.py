@@ -20,7 +20,7 @@ EXPERIMENT = Experiment(
     name="ablation-dilation",
     description="v1 3x3 fc6 atrous rate 1, 2, 4, 8, 12, 16, 24 [v1/v2 field-of-view trade-off]",
     version="v1",
-    paper_table="DeepLab v1 Table 1(a) / v2 Table 1 (rate 12 = LargeFOV), VOC 2012 val",
+    paper_table="DeepLab v1 Table 1(a) / v2 Table 1 (rate 12 = LargeFOV)",
     scientific_knobs=("rate",),
     fixed_knobs={"backbone": "vgg16", "kernel_size": 3, "fc_channels": 1024},
     variants=tuple(

@@ -17,7 +17,7 @@ EXPERIMENT = Experiment(
     name="ablation-image-pooling",
     description="v3 ASPP (6,12,18) with vs without image pooling, multigrid (1,2,4) [v3 Table 5]",
     version="v3",
-    paper_table="DeepLab v3 Table 5 (ASPP, ResNet-101, OS 16), VOC 2012 val",
+    paper_table="DeepLab v3 Table 5 (ASPP, ResNet-101, OS 16)",
     scientific_knobs=("image_pooling",),
     fixed_knobs={"backbone": "resnet101", "output_stride": 16, "multigrid": (1, 2, 4),
                  "aspp_rates": (6, 12, 18)},

@@ -18,7 +18,7 @@ EXPERIMENT = Experiment(
     name="ablation-output-stride",
     description="v3 output stride 8 / 16 / 32, cascaded ResNet-50 [v3 Table 1]",
     version="v3",
-    paper_table="DeepLab v3 Table 1 (output stride, cascaded ResNet-50), VOC 2012 val",
+    paper_table="DeepLab v3 Table 1 (output stride, cascaded ResNet-50)",
     scientific_knobs=("output_stride",),
     fixed_knobs={"backbone": "resnet50", "cascade_blocks": 3, "multigrid": (1, 1, 1),
                  "image_pooling": False},

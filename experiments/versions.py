@@ -18,7 +18,7 @@ EXPERIMENT = Experiment(
     name="versions",
     description="v1 LargeFOV vs v2 ASPP-L vs v3 vs v3+, mIoU vs fps [all four papers]",
     version="v3",
-    paper_table="DeepLab v1 Table 1(a), v2 Table 3, v3 Table 5, v3+ Table 3, VOC 2012 val",
+    paper_table="DeepLab v1 Table 1(a), v2 Table 3, v3 Table 5, v3+ Table 3",
     scientific_knobs=("version",),
     variants=(
         Variant("v1-largefov", {"backbone": "vgg16", "kernel_size": 3, "rate": 12, "fc_channels": 1024},

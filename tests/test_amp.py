@@ -20,7 +20,7 @@ def test_amp_run_trains_and_records_bf16(tmp_path):
 def test_records_without_a_precision_field_read_as_fp32():
     from bench.run_config import TINY, RunConfig
 
-    cfg = RunConfig(experiment="e", variant="v", variant_index=0, seed=0, scale="tiny", data="synthetic",
+    cfg = RunConfig(experiment="e", variant="v", seed=0, scale="tiny", data="synthetic",
                     version="v2", protocol=TINY)
     old = cfg.to_dict()
     del old["precision"]

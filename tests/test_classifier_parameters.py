@@ -32,7 +32,7 @@ EXTRA_MODELS = {
 
 def _registry_models():
     """(id, version, knobs) of every variant of every experiment, as the tiny scale resolves them."""
-    from bench.runner import resolve_variant
+    from bench.registry import resolve_variant
 
     cases = []
     for name, exp in sorted(experiments().items()):

@@ -17,7 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.data import SegmentationDataModule, num_classes_of
+from bench.data.datamodule import SegmentationDataModule
+from bench.data.spec import num_classes_of
 from bench.data import cityscapes, voc
 from bench.data.datamodule import holdout_indices
 from bench.data.files import LabelledFiles

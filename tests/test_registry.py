@@ -53,7 +53,7 @@ def test_every_registered_variant_trains_forward_and_backward_on_an_odd_size(nam
     import torch
 
     from bench.models import build_model
-    from bench.runner import resolve_variant
+    from bench.registry import resolve_variant
 
     exp = get_experiment(name)
     version, _, knobs = resolve_variant(exp, exp.select([variant])[0], "tiny")

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from bench import claims
+from bench.results_dir import ResultsDir
 from bench.errors import BenchError
 from bench.results import read_record
 
@@ -107,7 +108,7 @@ def test_a_sweep_clears_what_a_run_killed_after_its_record_left_behind(tmp_path)
     assert run_experiment(experiment, **sweep).ran == 1
     [cfg] = plan_runs(experiment, scale="tiny", data="synthetic", seeds=1, variants=["r12"],
                       max_steps=None, results_dir=tmp_path, smoke=True)
-    claim = claims.claim_path(tmp_path, cfg.experiment, cfg.variant, cfg.seed)
+    claim = ResultsDir(tmp_path).claim(cfg.experiment, cfg.variant, cfg.seed)
     claim.parent.mkdir(parents=True, exist_ok=True)
     claim.write_text(json.dumps(dead_identity()))
     resume = resume_path(tmp_path, cfg.run_key())
@@ -194,7 +195,7 @@ def test_two_sweeps_on_one_results_dir_share_the_runs(tmp_path):
 
 
 def test_a_live_claim_is_respected_and_a_dead_ones_taken_over(tmp_path):
-    path = claims.claim_path(tmp_path, "ablation-aspp", "largefov", 0)
+    path = ResultsDir(tmp_path).claim("ablation-aspp", "largefov", 0)
     path.parent.mkdir(parents=True)
     parent = parent_identity()
     path.write_text(json.dumps(parent))

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from bench import report
+from bench.columns import runs_frame
 from bench.results import load_records, write_record
 
 EXPERIMENT = "v2_aspp"
@@ -43,10 +44,16 @@ def make_record(variant, index, seed, miou, *, head, status="ok", miou_crf=None,
     return record
 
 
-def load(tmp_path, records):
+def summarize(tmp_path, records):
+    """The summary as bench.tables builds it: rows in the order of the experiment file (here the
+    records' variant_index) with the file's paper numbers (here the records' copies)."""
     for record in records:
         write_record(tmp_path, record)
-    return load_records(tmp_path, EXPERIMENT)
+    order = [r["variant"] for r in sorted(records, key=lambda r: r["variant_index"])]
+    paper = {r["variant"]: {"paper_miou": r["paper"]["miou"], "paper_miou_crf": r["paper"]["miou_crf"]}
+             for r in records}
+    return report.aggregate(runs_frame(load_records(tmp_path, EXPERIMENT)), order=list(dict.fromkeys(order)),
+                            paper=paper)
 
 
 # Variant names whose alphabetical order differs from the registry order.
@@ -62,7 +69,7 @@ V2_RECORDS = [
 
 @pytest.fixture
 def summary(tmp_path):
-    return report.aggregate(load(tmp_path, V2_RECORDS))
+    return summarize(tmp_path, V2_RECORDS)
 
 
 def test_one_row_per_variant_in_registry_order(summary):
@@ -108,7 +115,7 @@ def test_crf_columns_appear_when_crf_is_evaluated_and_its_best_is_bold(tmp_path)
         make_record("largefov", 0, 1, 66.0, head="largefov", miou_crf=70.3, paper_crf=69.84),
         make_record("aspp_l", 1, 0, 68.0, head="aspp-l", miou_crf=69.0, paper_crf=71.57),
     ]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     for column in ("miou_crf", "miou_crf_std", "paper_miou_crf"):
         assert column in summary.columns
     assert summary.loc[0, "miou_crf"] == pytest.approx(70.2)
@@ -126,7 +133,7 @@ def test_failed_runs_do_not_count_and_an_all_failed_variant_keeps_its_row(tmp_pa
         make_record("aspp_l_os8", 3, 0, None, head="aspp-l-os8", status="failed"),
         make_record("aspp_l_os8", 3, 1, None, head="aspp-l-os8", status="failed"),
     ]
-    summary = report.aggregate(load(tmp_path, records)).set_index("variant")
+    summary = summarize(tmp_path, records).set_index("variant")
     assert summary.loc["aspp_s", "n_seeds"] == 2
     assert summary.loc["aspp_s", "n_failed"] == 1
     assert summary.loc["aspp_s", "miou"] == pytest.approx(67.2)
@@ -172,7 +179,7 @@ def test_tables_round_ties_up_where_pandas_would_round_to_even(tmp_path):
     assert f"{65.125:.2f}" == "65.12"  # the pitfall: binary half-to-even
     records = [make_record("largefov", 0, 0, 65.125, head="largefov"),
                make_record("aspp_l", 1, 0, 60.0, head="aspp-l")]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     assert "65.13 ± -" in report.markdown_table(summary)
     assert r"\textbf{65.13 $\pm$ -}" in report.latex_table(summary, caption="c", label="l")
 
@@ -216,7 +223,7 @@ def test_tiny_scale_caption_says_the_paper_column_is_a_trend_not_a_target(summar
 def test_list_knobs_print_as_tuples(tmp_path):
     records = [make_record("mg111", 0, 0, 70.0, head="aspp", knobs={"multigrid": [1, 1, 1]}),
                make_record("mg124", 1, 0, 71.0, head="aspp", knobs={"multigrid": [1, 2, 4]})]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     assert list(summary.columns[:2]) == ["variant", "multigrid"]
     assert "(1, 2, 4)" in report.markdown_table(summary)
 
@@ -318,7 +325,7 @@ def test_a_mean_within_one_pooled_std_of_the_best_gets_a_dagger(tmp_path):
         make_record("aspp_l", 2, 0, 67.5, head="aspp-l", paper=68.96),
         make_record("aspp_l", 2, 1, 68.5, head="aspp-l", paper=68.96),       # 68.0 +- 0.71: best
     ]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     markdown = report.markdown_table(summary).splitlines()
     assert "67.00 ± 1.41†" in markdown[2]  # |68.0 - 67.0| = 1.0 <= s_p = sqrt((2 + 0.5) / 2) = 1.12
     assert "†" not in markdown[3] and "†" not in markdown[4]
@@ -355,7 +362,7 @@ def test_an_ordering_that_differs_from_the_paper_says_which_pairs(tmp_path):
                make_record("aspp_s", 1, 0, 65.0, head="aspp-s", paper=66.98, miou_crf=72.0, paper_crf=69.73),
                make_record("aspp_l", 2, 0, 60.0, head="aspp-l", paper=68.96, miou_crf=73.0, paper_crf=71.57),
                make_record("aspp_xl", 3, 0, None, head="aspp-xl", status="failed", paper=70.0)]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     before, after = report.orderings(summary)
     # ours 70 > 65 > 60, paper 65.76 < 66.98 < 68.96: every pair reversed; the failed row is left out
     assert not before.agrees and before.tau == pytest.approx(-1.0) and len(before.ranks) == 3
@@ -374,7 +381,7 @@ def test_an_ordering_that_differs_from_the_paper_says_which_pairs(tmp_path):
 def test_a_tie_of_ours_where_the_paper_orders_does_not_agree(tmp_path):
     records = [make_record("largefov", 0, 0, 4.01, head="largefov", paper=65.76),
                make_record("aspp_s", 1, 0, 4.01, head="aspp-s", paper=66.98)]
-    order = report.ordering(report.aggregate(load(tmp_path, records)))
+    order = report.ordering(summarize(tmp_path, records))
     assert not order.agrees and order.ranks == {0: (1, 2), 1: (1, 1)}
     assert "agrees with the paper: no" in order.sentence()
 
@@ -382,7 +389,7 @@ def test_a_tie_of_ours_where_the_paper_orders_does_not_agree(tmp_path):
 def test_all_failed_experiment_still_writes_tables(tmp_path):
     records = [make_record("largefov", 0, 0, None, head="largefov", status="failed"),
                make_record("aspp_s", 1, 0, None, head="aspp-s", status="failed")]
-    summary = report.aggregate(load(tmp_path, records))
+    summary = summarize(tmp_path, records)
     paths = report.write_tables(summary, tmp_path / "out", EXPERIMENT, title="T", scale="paper")
     assert paths["md"].read_text().count("failed") >= 2
     assert "not compared" in paths["md"].read_text()
@@ -454,15 +461,15 @@ def test_per_class_chart_is_the_best_variants_with_class_names(tmp_path):
     from PIL import Image
 
     from bench import plots
-    from bench.data import CLASS_NAMES
+    from bench.data.synthetic import CLASS_NAMES
 
     for record in registered_records("ablation-aspp", ["largefov", "aspp-s", "aspp-l"], crf=True):
         write_record(tmp_path, record)
-    iou = plots.per_class_iou(tmp_path, "ablation-aspp", "aspp-l")
+    records = load_records(tmp_path, "ablation-aspp")
+    iou = plots.per_class_iou(records, "aspp-l")
     assert iou["iou"].shape == (2, 21) and math.isnan(iou["iou"][0, 7]) and "iou_crf" in iou
-    summary = report.aggregate(load_records(tmp_path, "ablation-aspp"))
-    path = plots.plot_per_class(tmp_path, "ablation-aspp", summary, tmp_path / "pc.png", title="t",
-                                class_names=CLASS_NAMES)
+    summary = report.aggregate(runs_frame(records))
+    path = plots.plot_per_class(records, summary, tmp_path / "pc.png", title="t", class_names=CLASS_NAMES)
     assert Image.open(path).size[0] > 500
     failed = summary.assign(status="failed")
-    assert plots.plot_per_class(tmp_path, "ablation-aspp", failed, tmp_path / "none.png", title="t") is None
+    assert plots.plot_per_class(records, failed, tmp_path / "none.png", title="t") is None

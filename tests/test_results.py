@@ -5,12 +5,17 @@ import json
 import pytest
 
 from bench.errors import BenchError
-from bench.results import load_records, read_record, record_path, write_record
+from bench.columns import runs_frame
+from bench.results import load_records, read_record, write_record
+from bench.results_dir import ResultsDir
 
 
-def make_record(variant="largefov", seed=0, miou=50.0, index=0):
-    return {"schema": 1, "experiment": "ablation-aspp", "variant": variant, "variant_index": index,
-            "seed": seed, "status": "ok", "config": {"seed": seed}, "knobs": {"head": variant},
+def record_path(results_dir, experiment, variant, seed):
+    return ResultsDir(results_dir).record(experiment, variant, seed)
+
+
+def make_record(variant="largefov", seed=0, miou=50.0):
+    return {"schema": 1, "experiment": "ablation-aspp", "variant": variant, "seed": seed, "status": "ok", "config": {"seed": seed}, "knobs": {"head": variant},
             "metrics": {"miou": miou}, "speed": {"fps": 10.0}, "params_m": 1.0, "gflops": 2.0,
             "paper": {"miou": 65.76, "miou_crf": 69.84}}
 
@@ -24,14 +29,14 @@ def test_record_round_trip_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["seed-0.json"]
 
 
-def test_load_records_is_one_row_per_run_in_variant_order(tmp_path):
-    write_record(tmp_path, make_record("aspp-l", 1, 61.0, index=2))
-    write_record(tmp_path, make_record("largefov", 0, 55.0, index=0))
-    write_record(tmp_path, make_record("aspp-l", 0, 60.0, index=2))
-    frame = load_records(tmp_path, "ablation-aspp")
+def test_records_load_as_one_row_per_run_sorted_by_path(tmp_path):
+    write_record(tmp_path, make_record("largefov", 1, 56.0))
+    write_record(tmp_path, make_record("largefov", 0, 55.0))
+    write_record(tmp_path, make_record("aspp-l", 0, 60.0))
+    frame = runs_frame(load_records(tmp_path, "ablation-aspp"))
     assert list(zip(frame.variant, frame.seed, frame.miou)) == [
-        ("largefov", 0, 55.0), ("aspp-l", 0, 60.0), ("aspp-l", 1, 61.0)]
-    assert frame["knob.head"].tolist() == ["largefov", "aspp-l", "aspp-l"]
+        ("aspp-l", 0, 60.0), ("largefov", 0, 55.0), ("largefov", 1, 56.0)]
+    assert frame["knob.head"].tolist() == ["aspp-l", "largefov", "largefov"]
 
 
 @pytest.mark.parametrize("content,problem", [

@@ -20,7 +20,7 @@ from torch.utils.data import DistributedSampler
 
 from bench import distributed
 from bench.run_config import TINY_VGG
-from bench.data import SegmentationDataModule
+from bench.data.datamodule import SegmentationDataModule
 from bench.errors import BenchError
 from bench.launchers import RunJob, SlurmOptions, executor_for
 from bench.models import build_model
@@ -82,7 +82,7 @@ import pytorch_lightning as pl
 import torch
 from bench import distributed
 from bench.run_config import TINY_VGG
-from bench.data import SegmentationDataModule
+from bench.data.datamodule import SegmentationDataModule
 from bench.models import build_model
 from bench.module import SegmentationModule
 

@@ -28,7 +28,10 @@ SHORT = ["--variants", "largefov", "--seeds", "1", "--max-steps", "2", "--num-va
 
 
 def _record(tmp: Path, content: str) -> None:
-    path = tmp / "results" / "runs" / "ablation-aspp" / "largefov" / "seed-0.json"
+    sys.path.insert(0, str(ROOT))
+    from bench.results_dir import ResultsDir
+
+    path = ResultsDir(tmp / "results").record("ablation-aspp", "largefov", 0)
     path.parent.mkdir(parents=True)
     path.write_text(content)
 
@@ -36,19 +39,20 @@ def _record(tmp: Path, content: str) -> None:
 def _finished_run(tmp: Path, weights: str) -> None:
     """A recorded largefov run whose checkpoint is ``weights`` (another variant's, or garbage)."""
     sys.path.insert(0, str(ROOT))
-    from bench.checkpoints import checkpoint_path, save_checkpoint
+    from bench.checkpoints import save_checkpoint
     from bench.models import build_model
     from bench.registry import get_experiment
     from bench.results import SCHEMA_VERSION, write_record
+    from bench.results_dir import ResultsDir
     from bench.runner import plan_runs
 
     results = tmp / "results"
     [cfg] = plan_runs(get_experiment("ablation-aspp"), scale="tiny", data="synthetic", seeds=1,
                       variants=["largefov"], max_steps=2, results_dir=results)
     write_record(results, {"schema": SCHEMA_VERSION, "experiment": cfg.experiment, "variant": cfg.variant,
-                           "variant_index": 0, "seed": 0, "status": "ok", "config": cfg.to_dict(),
+                           "seed": 0, "status": "ok", "config": cfg.to_dict(),
                            "knobs": cfg.knobs, "metrics": {"miou": 1.0}})
-    path = checkpoint_path(results, cfg.experiment, cfg.variant, 0)
+    path = ResultsDir(results).checkpoint(cfg.experiment, cfg.variant, 0)
     if weights == "other-variant":
         knobs = {**cfg.knobs, "head": "aspp-s"}
         save_checkpoint(path, build_model("v2", **knobs), "v2", knobs)
@@ -77,7 +81,10 @@ def _resume_checkpoint(tmp: Path) -> None:
 def _claim(tmp: Path, pid: int) -> None:
     import platform
 
-    path = tmp / "results" / "claims" / "ablation-aspp" / "largefov" / "seed-0.claim"
+    sys.path.insert(0, str(ROOT))
+    from bench.results_dir import ResultsDir
+
+    path = ResultsDir(tmp / "results").claim("ablation-aspp", "largefov", 0)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"pid": pid, "host": platform.node(), "started": "2026-01-01T00:00:00+00:00",
                                 "proc_start": None}))

@@ -31,43 +31,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.data import cityscapes, synthetic, transforms, voc
 from bench.data.files import FileSplits, LabelledFiles, image_size
-from bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from bench.data.spec import VALID_SPECS, class_names_of, num_classes_of, parse_data_spec  # noqa: F401 (re-exported)
+from bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize  # noqa: F401 (re-exported)
 from bench.errors import BenchError
 
-VALID_SPECS = "synthetic, voc:PATH, cityscapes:PATH"
-_KINDS_WITH_PATH = ("voc", "cityscapes")
-SUPPORTED_KINDS = ("synthetic", "voc", "cityscapes")
 _INDEXERS = {"voc": voc.index, "cityscapes": cityscapes.index}
-
-
-def parse_data_spec(spec: str) -> tuple[str, str | None]:
-    """'synthetic' -> ('synthetic', None); 'voc:PATH' -> ('voc', PATH); 'cityscapes:PATH' likewise.
-
-    Anything else raises BenchError naming the valid forms. Only the first ':' splits, so a PATH
-    may itself contain colons.
-    """
-    if not isinstance(spec, str):
-        raise BenchError(f"data spec must be a string, got {spec!r}; valid: {VALID_SPECS}")
-    if spec == "synthetic":
-        return "synthetic", None
-    kind, sep, path = spec.partition(":")
-    if sep and kind in _KINDS_WITH_PATH and path.strip():
-        return kind, path
-    if kind in _KINDS_WITH_PATH:
-        raise BenchError(f"data spec {spec!r} needs a path: {kind}:PATH; valid: {VALID_SPECS}")
-    raise BenchError(f"unknown data spec {spec!r}; valid: {VALID_SPECS}")
-
-
-def num_classes_of(spec: str) -> int:
-    """Classes of a data spec (21 synthetic, 21 VOC, 19 Cityscapes), without reading the data."""
-    return len(class_names_of(spec))
-
-
-def class_names_of(spec: str) -> tuple[str, ...]:
-    """Class names of a data spec, index = label, without reading the data."""
-    kind = parse_data_spec(spec)[0]
-    return {"synthetic": synthetic.CLASS_NAMES, "voc": voc.VOC_CLASSES,
-            "cityscapes": cityscapes.CITYSCAPES_CLASSES}[kind]
 
 
 def default_workers(kind: str) -> int:
@@ -102,27 +70,6 @@ def synthetic_arrays(seed: int, split: str, n: int, size: int) -> tuple[np.ndarr
     while len(_MEMORY_CACHE) > _MEMORY_CACHE_SIZE:
         _MEMORY_CACHE.popitem(last=False)
     return images, masks
-
-
-def normalize(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (..., H, W, 3) RGB -> float32 (..., 3, H, W) normalised with the ImageNet mean/std."""
-    if isinstance(images, torch.Tensor):
-        x = images.to(torch.float32)
-    else:  # astype copies, so read-only (cached) arrays are fine
-        x = torch.from_numpy(np.asarray(images).astype(np.float32))
-    x = x.div(255.0).movedim(-1, -3)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalize(images: torch.Tensor) -> np.ndarray:
-    """Inverse of normalize: float (..., 3, H, W) -> uint8 (..., H, W, 3) RGB (CRF, plots)."""
-    x = images.detach().float().cpu()
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    x = (x * std + mean).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
 
 
 NUM_HOLDOUT = 100  # images for the CRF parameter search (v2 Sec. 4.1: 100 val images)
@@ -164,9 +111,6 @@ class SegmentationDataModule(pl.LightningDataModule):
                  num_workers: int | None = None):
         super().__init__()
         self.kind, self.path = parse_data_spec(spec)
-        if self.kind not in SUPPORTED_KINDS:
-            raise BenchError(f"data spec {spec!r}: {self.kind} is not supported yet; "
-                             f"valid now: {', '.join(SUPPORTED_KINDS)}")
         if num_workers is None:
             num_workers = default_workers(self.kind)
         for name, value, low in (("image_size", image_size, 8), ("batch_size", batch_size, 1),

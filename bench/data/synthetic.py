@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
@@ -220,6 +222,11 @@ def generate(seed: int, split: str, n: int, size: int) -> tuple[np.ndarray, np.n
     return images, masks
 
 
+def _save_npz(path: Path, images: np.ndarray, masks: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, images=images, masks=masks)
+
+
 def cache_dir() -> Path:
     """Where generated arrays are cached: $BENCH_DATA_CACHE, else ~/.cache/deeplab-bench."""
     env = os.environ.get(CACHE_ENV)
@@ -247,11 +254,8 @@ def load_or_generate(seed: int, split: str, n: int, size: int) -> tuple[np.ndarr
         log.warning("ignoring unreadable cache file %s: %s", path, exc)
     images, masks = generate(seed, split, n, size)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, images=images, masks=masks)
-        os.replace(tmp, path)  # atomic: concurrent runs never read a half-written file
+        # atomic: concurrent runs never read a half-written file
+        atomic_write(path, lambda tmp: _save_npz(tmp, images, masks))
     except OSError as exc:
         log.warning("could not write data cache %s: %s", path, exc)
     return images, masks

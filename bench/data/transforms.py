@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -106,3 +107,24 @@ def apply(transform: v2.Transform, image, mask) -> tuple[torch.Tensor, torch.Ten
     mask = tv_tensors.Mask(torch.from_numpy(mask))
     image, mask = transform(image, mask)
     return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).to(torch.int64)
+
+
+def normalize(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) RGB -> float32 (..., 3, H, W) normalised with the ImageNet mean/std."""
+    if isinstance(images, torch.Tensor):
+        x = images.to(torch.float32)
+    else:  # astype copies, so read-only (cached) arrays are fine
+        x = torch.from_numpy(np.asarray(images).astype(np.float32))
+    x = x.div(255.0).movedim(-1, -3)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def denormalize(images: torch.Tensor) -> np.ndarray:
+    """Inverse of normalize: float (..., 3, H, W) -> uint8 (..., H, W, 3) RGB (CRF, plots)."""
+    x = images.detach().float().cpu()
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = (x * std + mean).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return x.movedim(-3, -1).numpy()

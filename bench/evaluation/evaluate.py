@@ -15,18 +15,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bench.data.transforms import denormalize
 from bench.evaluation.crf import CRFParams, dense_crf_batch
 from bench.evaluation.inference import Inference, predict_probs
 from bench.evaluation.metrics import confusion_from_labels, summarize_confusion
 from bench.evaluation.trimap import TrimapMetric
 
 CHUNK = 32  # images whose probabilities are held at once
-
-
-def _denormalize(images: torch.Tensor) -> np.ndarray:
-    from bench.data import denormalize  # evaluation -> data is a sibling import, kept local
-
-    return denormalize(images)
 
 
 def predict_chunks(model: nn.Module, loader: DataLoader, device: torch.device,
@@ -37,7 +32,7 @@ def predict_chunks(model: nn.Module, loader: DataLoader, device: torch.device,
     with torch.inference_mode():
         for x, y in loader:
             p = predict_probs(model, x.to(device), inference).float().cpu().numpy()
-            images.extend(_denormalize(x)), probs.extend(p), masks.extend(y.numpy())
+            images.extend(denormalize(x)), probs.extend(p), masks.extend(y.numpy())
             if len(images) >= CHUNK:
                 yield np.stack(images), np.stack(probs), np.stack(masks)
                 images, probs, masks = [], [], []

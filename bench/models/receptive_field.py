@@ -30,9 +30,15 @@ the v2 ResNets. v3/v3+ have no fc6 and raise ValueError.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 
 import torch
 from torch import nn
+
+from bench.models.build import build_model
+from bench.models.config import V1Config, V2Config
+from bench.models.heads import AtrousClassifiers, FCBranch, SummedBranches
+from bench.models.resnet import AtrousResNet
 
 CONVENTIONS = ("paper", "theoretical")
 VGG16_POOL5_STRIDE = 32  # ImageNet VGG-16: fc6's 7x7 taps are 32 px apart and "see" 7 x 32 = 224
@@ -61,13 +67,7 @@ def receptive_field(model_or_config, *, convention: str = "paper") -> int:
 
 
 def _as_model(model_or_config) -> nn.Module:
-    from bench.models.config import V1Config, V2Config
-
     if isinstance(model_or_config, (V1Config, V2Config)):
-        from dataclasses import asdict
-
-        from bench.models import build_model
-
         version = "v1" if isinstance(model_or_config, V1Config) else "v2"
         with torch.device("meta"):
             return build_model(version, **asdict(model_or_config))
@@ -78,8 +78,6 @@ def _as_model(model_or_config) -> nn.Module:
 
 def _fc6_convs(model: nn.Module) -> list[nn.Conv2d]:
     """The first conv of every head branch: fc6 on VGG, the atrous classifier on ResNet."""
-    from bench.models.heads import AtrousClassifiers, FCBranch, SummedBranches
-
     head = getattr(model, "head", None)
     if isinstance(head, FCBranch):
         return [head.fc6]
@@ -93,8 +91,6 @@ def _fc6_convs(model: nn.Module) -> list[nn.Conv2d]:
 
 def _backbone_layers(backbone: nn.Module) -> list[nn.Module]:
     """The convs and pools along the longest path, input to output."""
-    from bench.models.resnet import AtrousResNet
-
     if isinstance(backbone, nn.Sequential):  # atrous VGG-16
         return [m for m in backbone if isinstance(m, (nn.Conv2d, nn.MaxPool2d))]
     if isinstance(backbone, AtrousResNet):  # the residual branch: conv1 1x1, conv2 3x3, conv3 1x1

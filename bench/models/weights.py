@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from bench.models.heads import FCBranch, SummedBranches
+from bench.models.resnet import AtrousResNet
+
 IMAGENET_FC_CHANNELS = 4096  # VGG-16 fc6 / fc7
 IMAGENET_FC6_KERNEL = 7      # VGG-16 fc6 sees pool5's 7 x 7 x 512 map
 VGG_FC6, VGG_FC7 = "classifier.0", "classifier.3"
@@ -131,8 +134,6 @@ def _channel_step(channels: int) -> int:
 
 def _decimated_fc(model: nn.Module, fc: dict[str, torch.Tensor], name: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """{our key: (our tensor, its decimated ImageNet value)} for fc6/fc7 of every head branch."""
-    from bench.models.heads import FCBranch, SummedBranches
-
     head = getattr(model, "head", None)
     branches = [head] if isinstance(head, FCBranch) else list(head.branches) if isinstance(head, SummedBranches) else []
     if not branches:
@@ -174,8 +175,6 @@ def _read_state_dict(path) -> dict[str, torch.Tensor]:
 
 
 def _family(backbone: nn.Module | None) -> str:
-    from bench.models.resnet import AtrousResNet
-
     if isinstance(backbone, nn.Sequential):
         return "vgg16"
     if isinstance(backbone, AtrousResNet):
