@@ -29,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
     """Usage errors in one line, like every other bad input (the usage stays under --help)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+        self.exit(2, f"bench: error: {message}; see `{self.prog} --help`\n")
 
 
 def _variants(text: str) -> list[str]:

@@ -30,14 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import COLUMNS, KNOB_PREFIX, first, numeric, present, summary_columns
+from bench.columns import COLUMNS, KNOB_PREFIX, numeric, present, summary_columns
 from bench.results_dir import ResultsDir
 
 _MISSING = "-"
 DAGGER = "†"  # markdown; LaTeX gets $^\dagger$
 # the columns with the paper's number beside ours: (mean, std, paper, label) per column
 _COMPARED = tuple((c.name, c.std, c.paper, c.label) for c in COLUMNS if c.paper)
-_numeric, _first = numeric, first
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -228,7 +227,7 @@ def ordering(summary: pd.DataFrame, column: str = "miou", paper_column: str = "p
     """Ranks (1 = highest; ties share the better rank) and Kendall tau-b of our means against the
     paper's numbers, over the rows that succeeded and have both."""
     ok = summary.get("status", pd.Series("ok", index=summary.index)) == "ok"
-    ours, paper = _numeric(summary[column]), _numeric(summary[paper_column])
+    ours, paper = numeric(summary[column]), numeric(summary[paper_column])
     rows = [i for i in summary.index if ok[i] and not math.isnan(ours[i]) and not math.isnan(paper[i])]
     ours, paper = ours[rows], paper[rows]
 
@@ -298,7 +297,7 @@ def _display(summary: pd.DataFrame, pm: str, dagger: str = DAGGER, scale: str | 
 
     def beside_paper(column) -> None:
         if scale == "paper":
-            delta = _numeric(summary[column.name]) - _numeric(summary[column.paper])
+            delta = numeric(summary[column.name]) - numeric(summary[column.paper])
             cells[f"Δ {column.label}"] = pd.Series([_MISSING if f else _signed(d) for d, f in zip(delta, failed)],
                                                     index=summary.index, dtype=object)
         else:

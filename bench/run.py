@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from bench import distributed, reuse, tracking
 from bench.checkpoints import save_checkpoint
-from bench.data.datamodule import SegmentationDataModule, denormalize
+from bench.data.datamodule import SegmentationDataModule
+from bench.data.transforms import denormalize
 from bench.errors import BenchError
 from bench.evaluation.crf import CRFParams
 from bench.evaluation.evaluate import evaluate_with_crf

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
 
 import pandas as pd
 import pytest
@@ -90,6 +90,9 @@ def test_list_shows_ablation_aspp():
     (["run", "ablation-aspp", "--backbone-weights", "/nonexistent/vgg16.pth"], "no such file"),
     (["run", "ablation-aspp", "--max-steps", "0"], "--max-steps must be at least 1"),
     (["run", "ablation-aspp", "--val-every", "0"], "--val-every must be at least 1"),
+    # caught by argparse: one line too, the usage stays under --help
+    (["run", "ablation-aspp", "--scale", "huge"], "invalid choice: 'huge' (choose from 'tiny', 'paper')"),
+    (["run", "ablation-aspp", "--seeds", "abc"], "invalid int value: 'abc'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     proc = bench(*args, cwd=tmp_path)

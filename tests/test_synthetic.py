@@ -9,7 +9,9 @@ import torch
 
 from bench.data import datamodule as dm
 from bench.data import synthetic
-from bench.data.datamodule import SegmentationArrays, SegmentationDataModule, parse_data_spec
+from bench.data.datamodule import SegmentationArrays, SegmentationDataModule
+from bench.data.spec import parse_data_spec
+from bench.data.transforms import denormalize, normalize
 from bench.errors import BenchError
 
 SIZE = 64
@@ -135,9 +137,9 @@ def test_flip_keeps_image_and_mask_aligned():
 
 def test_normalize_and_denormalize_invert():
     images, _ = synthetic.generate(0, "val", 2, SIZE)
-    x = dm.normalize(images)
+    x = normalize(images)
     assert x.shape == (2, 3, SIZE, SIZE) and x.dtype == torch.float32
-    np.testing.assert_array_equal(dm.denormalize(x), images)
+    np.testing.assert_array_equal(denormalize(x), images)
 
 
 def _module(**kw):

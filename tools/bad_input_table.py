@@ -104,6 +104,8 @@ CASES: list[tuple[str, Callable[[Path], None] | None, list[str]]] = [
     ("data spec without a path", None, ["run", "ablation-aspp", "--data", "voc:"]),
     ("VOC folder that does not exist", None, ["run", "ablation-aspp", "--data", "voc:TMP/VOCdevkit"]),
     ("`--seeds 0`", None, ["run", "ablation-aspp", "--seeds", "0"]),
+    ("`--seeds abc` (caught by argparse)", None, ["run", "ablation-aspp", "--seeds", "abc"]),
+    ("`--scale huge` (caught by argparse)", None, ["run", "ablation-aspp", "--scale", "huge"]),
     ("`--max-steps 0`", None, ["run", "ablation-aspp", "--max-steps", "0"]),
     ("`--val-every 0`", None, ["run", "ablation-aspp", "--val-every", "0"]),
     ("`--lr 0`", None, ["run", "ablation-aspp", "--lr", "0"]),

@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.data import cityscapes, synthetic, transforms, voc
 from bench.data.files import FileSplits, LabelledFiles, image_size
-from bench.data.spec import VALID_SPECS, class_names_of, num_classes_of, parse_data_spec  # noqa: F401 (re-exported)
-from bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize  # noqa: F401 (re-exported)
+from bench.data.spec import parse_data_spec
+from bench.data.transforms import normalize
 from bench.errors import BenchError
 
 _INDEXERS = {"voc": voc.index, "cityscapes": cityscapes.index}
