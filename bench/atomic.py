@@ -4,7 +4,8 @@ search results, checkpoints, resume checkpoints and the synthetic-data cache.
 The content goes to a temporary file in the destination's folder (same file system), is flushed
 and fsynced, then renamed over the destination (``os.replace``, atomic on POSIX), and the folder
 is fsynced so the rename survives a power cut. A reader sees the old file or the whole new one;
-a write that fails (a full disk, a kill) leaves no partial file behind and the old one intact.
+a write that fails (a full disk, a kill) leaves no partial file behind and the old one intact,
+and its OSError names the destination (``[Errno 28] No space left on device: 'PATH'``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         with open(tmp, "rb+") as f:  # whoever wrote it (json, torch.save, numpy), it reaches the disk
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk, a quota, an I/O error: named by the file the user knows
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -8,7 +8,10 @@ tables do not depend on it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,14 +31,42 @@ def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict,
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: Path, version: str, knobs: dict) -> nn.Module:
-    """The model of a run; a checkpoint of another variant or a broken file is a BenchError."""
+def read_checkpoint(path: Path) -> tuple[Any, str]:
+    """(payload, sha256 of the file's bytes), the file read once; torch.load's errors pass through."""
+    data = Path(path).read_bytes()
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 a record stores of the checkpoint its run wrote (bench.run)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def changed_since_record(path: Path, sha256: str | None, expected: str | None) -> str | None:
+    """One line when a checkpoint's bytes are not the ones its record names (None when they are,
+    or when the record predates checkpoint hashes and names none)."""
+    if expected is None or sha256 == expected:
+        return None
+    return (f"checkpoint {path} changed after its record was written (sha256 {sha256[:12]}..., "
+            f"the record names {expected[:12]}...)")
+
+
+def load_checkpoint(path: Path, version: str, knobs: dict, *, sha256: str | None = None) -> nn.Module:
+    """The model of a run; a checkpoint of another variant, one whose bytes are not those its
+    record names (``sha256``), or a broken file is a BenchError."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload, actual = read_checkpoint(path)
     except FileNotFoundError as err:
         raise BenchError(f"no checkpoint {path}; run `bench run` for this variant first") from err
     except Exception as err:
         raise BenchError(f"unreadable checkpoint {path}: {type(err).__name__}") from err
+    changed = changed_since_record(path, actual, sha256)
+    if changed:
+        raise BenchError(f"{changed}; delete the run's record to retrain it")
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise BenchError(f"checkpoint {path} is not a deeplab-bench checkpoint "
                          "(expected a dict with version, knobs, state_dict)")

@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except BenchError as err:
+    # bad input, and a full disk or an I/O error outside a run (tables, plots): one line each
+    except (BenchError, OSError) as err:
         _end_progress_bars()
         if args.debug:
             traceback.print_exc()

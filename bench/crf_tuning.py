@@ -62,7 +62,7 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: str | Path | R
         first = RunConfig.from_dict(found[0]["config"])
         datamodule = datamodule_of(first)
         model = load_checkpoint(results.checkpoint(first.experiment, first.variant, first.seed),
-                                first.version, first.knobs)
+                                first.version, first.knobs, sha256=found[0].get("checkpoint_sha256"))
         best, history = search_crf(model, datamodule.holdout_dataloader(images), num_classes=first.knobs["num_classes"],
                                    image_size=max(datamodule.eval_size()), device=torch.device("cpu"))
         best_dict = asdict(best)
@@ -72,7 +72,7 @@ def crf_search_experiment(experiment: Experiment, *, results_dir: str | Path | R
         for record in found:
             cfg = RunConfig.from_dict(record["config"])
             model = eval_model(cfg, load_checkpoint(results.checkpoint(cfg.experiment, cfg.variant, cfg.seed),
-                                                    cfg.version, cfg.knobs))
+                                                    cfg.version, cfg.knobs, sha256=record.get("checkpoint_sha256")))
             crf = evaluate_with_crf(model, datamodule.val_dataloader(), num_classes=cfg.knobs["num_classes"],
                                     device=torch.device("cpu"), params=best, inference=Inference(**cfg.inference))
             crf.pop("miou")

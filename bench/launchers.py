@@ -7,8 +7,13 @@ write the record into the same results dir). The submitting command waits for ev
 then builds the tables once, like a local sweep; with ``--no-wait`` it returns after printing
 the job ids and ``bench table EXPERIMENT`` builds the tables later from the records.
 
-A job that SLURM kills (time limit, preemption, out of memory) leaves no record; running the
-same command again submits only the runs without a successful record.
+A job that reaches its time limit or is preempted saves its training state when SLURM signals it
+(``--signal=USR2@90``, submitit's default: 90 s before the limit; preemption sends the same signal
+when the partition's PreemptMode is REQUEUE), requeues itself (``scontrol requeue``, submitit's
+checkpointing) and goes on from that step; the record counts the resumes (env.resumes). A run
+stopped more than MAX_REQUEUES times is recorded as failed. A job killed outright (out of memory,
+SIGKILL) leaves no record; running the same command again submits only the runs without a
+successful record, and they resume from their last periodic checkpoint.
 
 With ``--devices N --num-nodes M`` a job asks for M nodes with N tasks per node (one task per
 device, as Lightning needs under SLURM) and N GPUs per node (``--slurm-gpus-per-node`` to ask
@@ -18,13 +23,17 @@ Job scripts, logs and pickles go to ResultsDir.slurm (RESULTS_DIR/slurm/EXPERIME
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import signal
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.results import write_record
 from bench.results_dir import ResultsDir
-from bench.run import quiet_libraries, run_and_record
+from bench.resume import TrainingStopped, request_stop
+from bench.run import new_record, quiet_libraries, run_and_record
 from bench.run_config import RunConfig
 from bench.tracking import WandbGuard
 
@@ -42,23 +51,72 @@ class SlurmOptions:
     poll_s: float = 10.0                # seconds between checks of the jobs' states while waiting
 
 
+MAX_REQUEUES = 5  # a run stopped more often than this (time limit or preemption) says so in its record
+
+
 @dataclass(frozen=True)
 class RunJob:
-    """One (variant, seed) as a SLURM job: picklable, called as ``job(cfg, results_dir)``."""
+    """One (variant, seed) as a SLURM job: picklable, called as ``job(cfg, results_dir)``.
+
+    Checkpointable the submitit way: on the cluster's time-limit or preemption signal the run
+    saves its training state at the next step boundary (bench.resume), then submitit calls
+    ``checkpoint``, which requeues this job one ``requeues`` later; the requeued job resumes from
+    that state. After ``max_requeues`` the run is recorded as failed instead of looping.
+    """
 
     wandb_mode: str = "offline"
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
+    requeues: int = 0           # how many times this run's job has been requeued so far
+    max_requeues: int = MAX_REQUEUES
 
     def __call__(self, cfg: RunConfig, results_dir: str | Path) -> dict[str, Any] | None:
         """The run's status on global rank 0 (submitit returns task 0's), None on other ranks."""
         quiet_libraries()
-        record = run_and_record(cfg, ResultsDir(results_dir), wandb=WandbGuard(self.wandb_mode),
-                                accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes)
+        requeue = _defer_stop_signal()
+        try:
+            record = run_and_record(cfg, ResultsDir(results_dir), wandb=WandbGuard(self.wandb_mode),
+                                    accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes)
+        except TrainingStopped as stop:
+            if requeue is None:
+                raise
+            print(f"{cfg.experiment}/{cfg.variant} seed {cfg.seed}: {stop}; requeueing", file=sys.stderr, flush=True)
+            requeue()  # submitit: self.checkpoint(...), then requeue and exit (or give up: UncompletedJobError)
+            raise
         if record is None:
             return None
         return {"variant": cfg.variant, "seed": cfg.seed, "status": record["status"], "error": record["error"]}
+
+    def checkpoint(self, cfg: RunConfig, results_dir: str | Path):
+        """submitit's hook on a stop: this job again, one requeue later (the training state is saved
+        already); None, after recording the run as failed, once it has been requeued too often."""
+        import submitit
+
+        if self.requeues >= self.max_requeues:
+            error = (f"stopped {self.requeues + 1} times (time limit or preemption) before finishing; "
+                     f"raise --slurm-time, or rerun the sweep to go on from its resume checkpoint")
+            write_record(ResultsDir(results_dir), new_record(cfg, error))
+            return None
+        return submitit.helpers.DelayedSubmission(replace(self, requeues=self.requeues + 1), cfg, results_dir)
+
+
+def _defer_stop_signal():
+    """Inside a submitit job: take over submitit's time-limit / preemption signal so that it only
+    asks training to stop at a step boundary (bench.resume.request_stop); return the call that
+    hands over to submitit's own handler then (checkpoint and requeue). None outside a job."""
+    import submitit
+
+    try:
+        environment = submitit.JobEnvironment()
+    except RuntimeError:  # not running as a submitit job (a direct call)
+        return None
+    sig = environment._usr_sig()
+    handler = signal.getsignal(sig)
+    if not callable(handler):
+        return None
+    signal.signal(sig, request_stop)
+    return lambda: handler(sig, None)
 
 
 def executor_for(folder: Path, options: SlurmOptions, job: RunJob, name: str):
@@ -80,7 +138,9 @@ def executor_for(folder: Path, options: SlurmOptions, job: RunJob, name: str):
     if options.cluster == "local" and job.num_nodes > 1:
         raise BenchError("the local submitit cluster runs one node; --num-nodes must be 1")
     try:
-        executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
+        # submitit gives up after this many timeouts; our own bound (RunJob.max_requeues) decides first
+        limits = {f"{options.cluster}_max_num_timeout": MAX_REQUEUES + 1} if options.cluster in ("slurm", "local") else {}
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster, **limits)
     except RuntimeError as err:  # submitit finds no srun/sbatch here
         raise BenchError(f"--launcher slurm: {err} Run `bench run` from a SLURM login node.") from err
     params: dict[str, Any] = {"name": name, "timeout_min": options.time_min, "nodes": job.num_nodes,

@@ -1,6 +1,8 @@
 """Resuming a run killed mid-training: periodic Lightning checkpoints and a replayed data order.
 
-While a run trains, every ``checkpoint_every(max_steps)`` steps (a tenth of the run) the whole
+While a run trains, every ``checkpoint_every(max_steps)`` steps (a tenth of the run) or every
+CHECKPOINT_EVERY_S seconds (30 minutes), whichever comes first, and at the next step boundary after a
+stop request (a SLURM job's time-limit or preemption signal, bench.launchers), the whole
 training state (weights, BN statistics, SGD momentum, the poly schedule, Lightning's loop
 counters) is written atomically (bench.atomic) to ResultsDir.resume():
 RESULTS_DIR/resume/EXPERIMENT/VARIANT/seed-N-HASH.ckpt, HASH being a hash of the run's identity:
@@ -25,6 +27,9 @@ import hashlib
 import json
 import os
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,6 +39,7 @@ from tqdm.auto import tqdm
 
 from bench.atomic import atomic_write
 from bench.results_dir import ResultsDir
+
 
 def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
@@ -48,20 +54,62 @@ def checkpoint_every(max_steps: int) -> int:
     return max(1, max_steps // 10)
 
 
-class PeriodicCheckpoint(pl.Callback):
-    """Write the training state every ``every`` steps, atomically (temporary file + rename)."""
+CHECKPOINT_EVERY_S = 30 * 60.0  # at most this much training lost to a kill (a cluster job's time limit)
 
-    def __init__(self, path: Path, every: int, config: dict[str, Any], val_every: int | None = None):
+
+class TrainingStopped(Exception):
+    """Training stopped on request (a cluster's time-limit or preemption signal, ``request_stop``)
+    after saving its state at a step boundary; the job that asked goes on from there."""
+
+
+_STOP = threading.Event()
+
+
+def request_stop(signum: int | None = None, frame: Any = None) -> None:
+    """A signal handler: only sets a flag, so the state is saved at the next step boundary, never
+    in the middle of an optimizer step (bench.launchers installs it for SLURM jobs)."""
+    _STOP.set()
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run starts: a checkpoint (None: step 0), how many times the run has been resumed,
+    and the training seconds its killed attempts spent after their last checkpoint (redone)."""
+
+    path: Path | None = None
+    step: int = 0
+    resumes: int = 0
+    lost_seconds: float = 0.0
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """Write the training state every ``every`` steps or ``every_s`` seconds, whichever comes
+    first, atomically; and at the next step boundary once a stop is requested (then raise
+    TrainingStopped). A file beside it (``.alive``) is touched every step, so a resumed run knows
+    how long its killed attempt trained after its last checkpoint."""
+
+    def __init__(self, path: Path, every: int, config: dict[str, Any], val_every: int | None = None, *,
+                 every_s: float | None = None, start: ResumePoint = ResumePoint()):
         self.path, self.every, self.config = Path(path), every, config
-        self.val_every, self.pending = val_every, False
+        self.every_s = CHECKPOINT_EVERY_S if every_s is None else every_s
+        self.val_every, self.pending, self.start = val_every, False, start
+        self.alive = alive_path(self.path)
+        self.last_save = time.monotonic()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.last_save = time.monotonic()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step % self.every or step >= (trainer.max_steps or 0):
+        self.alive.parent.mkdir(parents=True, exist_ok=True)
+        self.alive.touch()
+        stopping = _STOP.is_set()
+        due = stopping or step % self.every == 0 or time.monotonic() - self.last_save >= self.every_s
+        if not due or step >= (trainer.max_steps or 0):
             return
         per_epoch = trainer.num_training_batches
         if isinstance(per_epoch, int) and per_epoch > 0 and step % per_epoch == 0:
-            return  # an epoch's last step: see the module docstring
+            return  # an epoch's last step: see the module docstring (a due save waits one step)
         if self.val_every and step % self.val_every == 0:
             self.pending = True  # the learning curve validates after this step: save after it
             return
@@ -75,20 +123,35 @@ class PeriodicCheckpoint(pl.Callback):
     def _save(self, trainer) -> None:
         # single-process runs only (bench.run): this one process writes the file
         atomic_write(self.path, trainer.save_checkpoint)
+        self.last_save = time.monotonic()
+        if _STOP.is_set():
+            raise TrainingStopped(f"stopped on request at step {trainer.global_step}; state saved in {self.path}")
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint["bench"] = {"config": self.config}
+        checkpoint["bench"] = {"config": self.config, "resumes": self.start.resumes,
+                               "lost_seconds": self.start.lost_seconds, "saved_at": time.time()}
 
 
-def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Module) -> tuple[Path | None, int]:
-    """(path, step) of a checkpoint this run can resume from, else (None, 0).
+def alive_path(path: Path) -> Path:
+    return path.with_name(path.name + ".alive")
+
+
+def remove_resume_state(results: str | Path | ResultsDir, config: dict[str, Any]) -> None:
+    """The run's resume checkpoint and its heartbeat: scratch, superseded once the record exists."""
+    path = resume_path(results, config)
+    for scratch in (path, alive_path(path)):
+        scratch.unlink(missing_ok=True)
+
+
+def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Module) -> ResumePoint:
+    """The checkpoint this run can resume from, else ResumePoint() (step 0).
 
     A checkpoint that does not load, holds another config or other parameter names is moved aside
     to ``*.unusable`` (kept for inspection, never loaded again) with a one-line warning, and the
     run trains from step 0.
     """
     if not path.exists():
-        return None, 0
+        return ResumePoint()
     problem = None
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -107,8 +170,13 @@ def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Modul
         os.replace(path, aside)
         tqdm.write(f"warning: resume checkpoint {path} {problem}; moved to {aside}, training from step 0",
                    file=sys.stderr)  # on a line of its own, below the sweep's progress bar
-        return None, 0
-    return path, int(ckpt["global_step"])
+        return ResumePoint()
+    bench = ckpt["bench"]
+    alive = alive_path(path)
+    # the killed attempt trained on after the checkpoint until it last touched its heartbeat
+    lost = max(0.0, alive.stat().st_mtime - bench.get("saved_at", 0.0)) if alive.exists() and "saved_at" in bench else 0.0
+    return ResumePoint(path, int(ckpt["global_step"]), resumes=bench.get("resumes", 0) + 1,
+                       lost_seconds=bench.get("lost_seconds", 0.0) + lost)
 
 
 class ReplayedLoader:

@@ -9,7 +9,9 @@ mIoU, the CRF with this experiment's parameters, pictures, fps. The record names
 weights it took (env.weights_from) and has no training time.
 
 A checkpoint is reused only when it carries its own training identity and that matches, so a
-checkpoint written before this module or for another config is never taken for this one. The
+checkpoint written before this module or for another config is never taken for this one, and
+only when its bytes are those its record names (``checkpoint_sha256``): a file altered or replaced
+after the run is refused with one warning line, and the run trains. The
 identity holds no code version: after a change to the training code, delete
 RESULTS_DIR/checkpoints to retrain everything (the same policy as records, which a rerun skips).
 Only single-process trainings are reused, by single-process runs: a DDP run splits the batch and
@@ -18,16 +20,18 @@ the data order differently, so its weights are not what one process would train.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+from tqdm.auto import tqdm
 
-from bench.run_config import RunConfig
+from bench.checkpoints import changed_since_record, read_checkpoint
 from bench.errors import BenchError
 from bench.results import load_records
 from bench.results_dir import ResultsDir
+from bench.run_config import RunConfig
 
 # what decides the trained weights; the rest of a RunConfig (names, CRF, test-time inference,
 # the learning curve) only decides how they are evaluated
@@ -60,17 +64,23 @@ def trained_twin(results: ResultsDir, cfg: RunConfig) -> Twin | None:
                 or (record.get("env") or {}).get("world_size", 1) != 1 or training_identity(other) != wanted):
             continue
         checkpoint = results.checkpoint(other.experiment, other.variant, other.seed)
-        payload = _payload(checkpoint)
+        payload = _payload(checkpoint, record.get("checkpoint_sha256"))
         if payload is not None and payload.get("training") == wanted:
             return Twin(f"{other.experiment}/{other.variant}/seed-{other.seed}", checkpoint, payload["state_dict"])
     return None
 
 
-def _payload(checkpoint: Path) -> dict[str, Any] | None:
+def _payload(checkpoint: Path, expected_sha256: str | None) -> dict[str, Any] | None:
+    """The checkpoint's content, or None when it is missing, unreadable or not the file its record
+    names (then one warning line: the run trains instead of trusting altered weights)."""
     if not checkpoint.is_file():
         return None
     try:
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        payload, sha256 = read_checkpoint(checkpoint)
     except Exception:  # unreadable: not a twin (crf-search reports broken checkpoints itself)
+        return None
+    changed = changed_since_record(checkpoint, sha256, expected_sha256)
+    if changed:
+        tqdm.write(f"warning: {changed}; not reusing it", file=sys.stderr)
         return None
     return payload if isinstance(payload, dict) and "state_dict" in payload else None

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 import torch
 from tqdm.auto import tqdm
 
 from bench import distributed, reuse, tracking
-from bench.checkpoints import save_checkpoint
+from bench.checkpoints import file_sha256, save_checkpoint
 from bench.data.datamodule import SegmentationDataModule
 from bench.data.transforms import denormalize
 from bench.errors import BenchError
@@ -39,7 +40,8 @@ from bench.provenance import environment, utc_now
 from bench.registry import get_experiment
 from bench.results import SCHEMA_VERSION, write_record
 from bench.results_dir import ResultsDir
-from bench.resume import PeriodicCheckpoint, ReplayedLoader, checkpoint_every, resume_path, usable_checkpoint
+from bench.resume import (PeriodicCheckpoint, ReplayedLoader, ResumePoint, TrainingStopped, checkpoint_every,
+                          remove_resume_state, resume_path, usable_checkpoint)
 from bench.run_config import RunConfig
 from bench.tracking import WandbGuard
 
@@ -51,7 +53,6 @@ def datamodule_of(cfg: RunConfig, world: int = 1) -> SegmentationDataModule:
                                   batch_size=distributed.per_device_batch(p.batch_size, world),
                                   num_train=p.num_train, num_val=p.num_val,
                                   num_workers=p.num_workers)
-
 
 
 def eval_model(cfg: RunConfig, model):
@@ -71,7 +72,6 @@ def initial_model(cfg: RunConfig):
     return model
 
 
-
 def run_and_record(cfg: RunConfig, results: ResultsDir, *, wandb: WandbGuard, accelerator: str = "auto",
                    devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
     """One (variant, seed) as the local sweep and every launcher's job run it: run_one, then its
@@ -81,9 +81,19 @@ def run_and_record(cfg: RunConfig, results: ResultsDir, *, wandb: WandbGuard, ac
                      devices=devices, num_nodes=num_nodes)
     if record is None or not distributed.is_global_zero():
         return None
-    write_record(results, record)
-    resume_path(results, cfg.run_key()).unlink(missing_ok=True)  # the record supersedes it
+    try:
+        write_record(results, record)
+    except OSError as err:  # nothing half-written (bench.atomic); without a record the sweep cannot go on
+        raise BenchError(f"could not write the run record {err.filename}: {err.strerror}; the records "
+                         "already written are intact: free the space and rerun the same command") from err
+    remove_resume_state(results, cfg.run_key())  # the record supersedes it
     return record
+
+
+def new_record(cfg: RunConfig, error: str | None = None) -> dict[str, Any]:
+    """A run's record before it has measured anything: failed until run_one says ok."""
+    return {"schema": SCHEMA_VERSION, "experiment": cfg.experiment, "variant": cfg.variant, "seed": cfg.seed,
+            "config": cfg.to_dict(), "knobs": cfg.knobs, "status": "failed", "error": error, "metrics": {}}
 
 
 def run_one(cfg: RunConfig, *, results: ResultsDir, wandb_mode: str | WandbGuard, accelerator: str = "auto",
@@ -93,18 +103,14 @@ def run_one(cfg: RunConfig, *, results: ResultsDir, wandb_mode: str | WandbGuard
     With DDP only global rank 0 returns the record; the other ranks return None."""
     wandb = wandb_mode if isinstance(wandb_mode, WandbGuard) else WandbGuard(wandb_mode)
     started = utc_now()
-    record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION, "experiment": cfg.experiment, "variant": cfg.variant,
-        "seed": cfg.seed, "config": cfg.to_dict(),
-        "knobs": cfg.knobs, "status": "failed", "error": None, "metrics": {},
-    }
+    record = new_record(cfg)
     try:
         result = _train_and_measure(cfg, ResultsDir.of(results), wandb, accelerator, devices, num_nodes)
         if result is None:  # not global rank 0
             return None
         record.update(result)
         record["status"] = "ok"
-    except BenchError:
+    except (BenchError, TrainingStopped):  # bad input; a SLURM job's stop request (bench.launchers)
         raise
     except Exception as err:  # recorded, the sweep goes on
         record["error"] = f"{type(err).__name__}: {err}"
@@ -139,13 +145,15 @@ def _train_and_measure(cfg: RunConfig, results: ResultsDir, wandb: WandbGuard, a
         max_steps=p.max_steps, accelerator=accelerator, devices=devices, num_nodes=num_nodes,
         precision=cfg.precision,
         strategy=distributed.strategy(world), sync_batchnorm=distributed.sync_batchnorm(accelerator, world),
+        # under SLURM, submitit owns requeueing (bench.launchers); Lightning's own would requeue twice
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
         logger=logger or False,
         enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic="warn", default_root_dir=str(results.lightning),
         callbacks=[pl.callbacks.TQDMProgressBar(leave=False), *resume_callbacks], **curve_validation,
     )
     datamodule.setup("fit")
-    train_loader, ckpt_path, resumed_from = datamodule.train_dataloader(), None, 0
+    train_loader, start = datamodule.train_dataloader(), ResumePoint()
     # under DDP Lightning shards the curve's loader with its padded sampler (a few images twice:
     # fine for a curve); the run's own numbers come from the unpadded validation after training
     curve_loader = datamodule.val_dataloader() if cfg.val_every else None
@@ -159,19 +167,22 @@ def _train_and_measure(cfg: RunConfig, results: ResultsDir, wandb: WandbGuard, a
         train_seconds = None
     else:
         if resume_callbacks:  # a run killed mid-training goes on from its last checkpoint (bench.resume)
-            ckpt_path, resumed_from = usable_checkpoint(resume, cfg.run_key(), module)
-            if ckpt_path is not None:
-                tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {resumed_from} "
-                           f"({ckpt_path})", file=sys.stderr)
-                train_loader = ReplayedLoader(train_loader, resumed_from)
+            start = usable_checkpoint(resume, cfg.run_key(), module)
+            resume_callbacks[0].start = start  # later checkpoints carry the resume count on
+            if start.path is not None:
+                tqdm.write(f"resuming {cfg.experiment}/{cfg.variant} seed {cfg.seed} from step {start.step} "
+                           f"({start.path})", file=sys.stderr)
+                train_loader = ReplayedLoader(train_loader, start.step)
         t0 = time.perf_counter()
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=curve_loader, ckpt_path=ckpt_path,
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=curve_loader, ckpt_path=start.path,
                     weights_only=True)
         train_seconds = time.perf_counter() - t0
     model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
+    checkpoint_sha256 = None
     if trainer.is_global_zero:
-        save_checkpoint(results.checkpoint(cfg.experiment, cfg.variant, cfg.seed), model,
-                        cfg.version, cfg.knobs, training=reuse.training_identity(cfg))
+        checkpoint = save_checkpoint(results.checkpoint(cfg.experiment, cfg.variant, cfg.seed), model,
+                                     cfg.version, cfg.knobs, training=reuse.training_identity(cfg))
+        checkpoint_sha256 = file_sha256(checkpoint)  # twin reuse and crf-search check the file against it
     model = module.model = eval_model(cfg, model)  # the network as evaluated (and timed)
     # every rank validates its own shard, no sample twice; the confusion matrix sums over ranks
     val_loader = distributed.unpadded_loader(datamodule.val_dataloader(), world=trainer.world_size,
@@ -184,12 +195,16 @@ def _train_and_measure(cfg: RunConfig, results: ResultsDir, wandb: WandbGuard, a
         result = _measure_after_training(cfg, module, model, datamodule, results, logger, wandb)
     result["env"].update({"train_seconds": train_seconds,  # None: weights_from another run, not trained here
                           "train_images_per_s": (None if train_seconds is None else
-                                                 (p.max_steps - resumed_from) * p.batch_size / train_seconds),
-                          "resumed_from_step": resumed_from,  # > 0: train_seconds covers the steps after it
+                                                 (p.max_steps - start.step) * p.batch_size / train_seconds),
+                          "resumed_from_step": start.step,  # > 0: train_seconds covers the steps after it
+                          # times this run went on from a checkpoint (a kill, a time limit, a preemption),
+                          # and the training seconds its stopped attempts spent after their last checkpoint
+                          "resumes": start.resumes, "train_seconds_lost": start.lost_seconds,
                           "weights_from": None if twin is None else twin.name,
                           # training ran data-parallel on this many processes; fps is rank 0's one device
                           "devices": devices, "num_nodes": num_nodes, "world_size": trainer.world_size})
     result["metrics"] = {**metrics, **result["metrics"]}
+    result["checkpoint_sha256"] = checkpoint_sha256
     if cfg.val_every:
         curve = module.curve
         if not curve["step"] or curve["step"][-1] != p.max_steps:  # Lightning validates at multiples of N only

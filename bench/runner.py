@@ -22,7 +22,7 @@ from bench.errors import BenchError
 from bench.registry import Experiment, check_inference, resolve_variant
 from bench.results import load_records, read_record
 from bench.results_dir import ResultsDir
-from bench.resume import resume_path
+from bench.resume import remove_resume_state
 from bench.run import datamodule_of, initial_model, run_and_record
 from bench.run_config import RunConfig
 from bench.tables import summarize, write_tables
@@ -95,8 +95,6 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         if backbone_weights is not None:
             initial_model(cfg)
     return configs
-
-
 
 
 def is_finished(record: dict[str, Any] | None, cfg: RunConfig) -> bool:
@@ -234,5 +232,5 @@ def _write_tables_and_summary(experiment: Experiment, results: ResultsDir, scale
 def _tidy_finished(results: ResultsDir, cfg: RunConfig) -> None:
     """What a run killed after writing its record but before cleaning up leaves: its resume
     checkpoint (the record supersedes it) and its claim, once the claiming process is gone."""
-    resume_path(results, cfg.run_key()).unlink(missing_ok=True)
+    remove_resume_state(results, cfg.run_key())
     claims.clear_stale(results.claim(cfg.experiment, cfg.variant, cfg.seed))

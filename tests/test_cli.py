@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-
 import pandas as pd
 import pytest
 

@@ -182,6 +182,10 @@ def render(rows: list[tuple[str, str, int, str]]) -> str:
         "shows it), 1 a sweep with failed runs (tables still written), 0 done. Nothing recorded is",
         "deleted or overwritten by a failing command.",
         "",
+        "Faults while running (a full disk, a checkpoint altered after its record, a SLURM time limit",
+        "or preemption) are not commands one can type: README.md's fault table says what each shows,",
+        "and tests/test_faults.py provokes each.",
+        "",
         "| bad input | command | exit | what it prints |",
         "|---|---|---|---|",
     ]
