@@ -83,7 +83,6 @@ COLUMNS = (
     Column("params_m", "params_m", "size", "params (M)"),
     Column("gflops", "gflops", "size", "GFLOPs"),
 )
-BY_NAME = {c.name: c for c in COLUMNS}
 # what a summary holds besides the variant, its knobs and the columns above
 BOOKKEEPING = ("n_failed", "status")
 
@@ -116,6 +115,11 @@ def summary_columns(columns: list[Column], knobs: list[str]) -> list[str]:
     names = [name for c in columns for name in (c.name, c.std) if name]
     papers = [c.paper for c in columns if c.paper]
     return ["variant", *knobs, *names, *papers, *BOOKKEEPING]
+
+
+def reserved_names() -> frozenset[str]:
+    """Summary column names that are not knobs: a knob of the same name keeps its ``knob.`` prefix."""
+    return frozenset(summary_columns(list(COLUMNS), []))
 
 
 def wandb_summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.columns import COLUMNS, KNOB_PREFIX, numeric, present, summary_columns
+from bench.columns import COLUMNS, KNOB_PREFIX, numeric, present, reserved_names, summary_columns
 from bench.results_dir import ResultsDir
 
 _MISSING = "-"
@@ -83,12 +83,11 @@ def aggregate(runs: pd.DataFrame, *, order: list[str] | None = None,
     summary = pd.DataFrame(rows)
 
     # Keep the knobs that are compared (differ between variants); name them without the prefix.
-    taken = set(summary_columns(list(COLUMNS), []))
     varying = [c for c in knob_cols if summary[c].map(_knob_key).nunique() > 1]
     renames = {}
     for col in varying:
         name = col[len(KNOB_PREFIX):]
-        renames[col] = col if name in taken else name
+        renames[col] = col if name in reserved_names() else name
     summary = summary.rename(columns=renames)
     summary = summary[summary_columns(columns, [renames[c] for c in varying])]
     counts = {c.name: int for c in columns if c.aggregate == "count"}
@@ -147,8 +146,7 @@ def _format_knob(value: Any) -> str:
 
 
 def _knob_columns(summary: pd.DataFrame) -> list[str]:
-    taken = set(summary_columns(list(COLUMNS), []))
-    return [c for c in summary.columns if c != "variant" and c not in taken]
+    return [c for c in summary.columns if c != "variant" and c not in reserved_names()]
 
 
 def _best_rows(summary: pd.DataFrame, column: str) -> pd.Series:

@@ -43,9 +43,6 @@ class ResultsDir:
         """Every record of ``experiment`` (of every experiment when None), sorted by path."""
         return sorted((self.root / "runs").glob(f"{experiment or '*'}/*/seed-*.json"))
 
-    def experiments_with_records(self) -> list[str]:
-        return sorted({p.parent.parent.name for p in self.record_paths()})
-
     def table(self, experiment: str, suffix: str) -> Path:
         """EXPERIMENT + suffix: ".csv", ".md", ".tex", ".png", "-trimap.png", "-curve.png", ..."""
         return self.root / f"{experiment}{suffix}"

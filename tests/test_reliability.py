@@ -159,13 +159,15 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint_with_the_same_res
     record = read_record(killed / "runs" / "ablation-aspp" / "largefov" / "seed-0.json")
     step = record["env"]["resumed_from_step"]
     assert 0 < step < 8 and f"from step {step}" in resumed.stderr
-    assert not ckpt.exists() and leftovers(killed, "claims") == []
+    assert record["env"]["resumes"] == 1 and record["env"]["train_seconds_lost"] >= 0.0
+    assert not ckpt.exists() and not ckpt.with_name(ckpt.name + ".alive").exists()
+    assert leftovers(killed, "claims") == []
 
     whole = tmp_path / "whole"
     plain = bench(*args, "--results-dir", str(whole))
     assert plain.returncode == 0, plain.stderr[-3000:]
     reference = read_record(whole / "runs" / "ablation-aspp" / "largefov" / "seed-0.json")
-    assert reference["env"]["resumed_from_step"] == 0
+    assert reference["env"]["resumed_from_step"] == 0 and reference["env"]["resumes"] == 0
     assert record["metrics"]["miou"] == reference["metrics"]["miou"]
     assert record["metrics"]["per_class_iou"] == reference["metrics"]["per_class_iou"]
     w1 = torch.load(killed / "checkpoints" / "ablation-aspp" / "largefov" / "seed-0.pt", weights_only=True)
@@ -315,23 +317,30 @@ def test_a_checkpoint_of_another_variant_is_one_line(tmp_path):
 
 def test_an_unusable_resume_checkpoint_is_set_aside_and_training_starts_at_step_0(tmp_path, capsys):
     from bench.models import build_model
-    from bench.resume import usable_checkpoint
+    from bench.resume import ResumePoint, usable_checkpoint
 
     config = {"experiment": "ablation-aspp", "variant": "largefov", "seed": 0}
     model = build_model("v2", head="largefov", width=0.125)
     path = tmp_path / "seed-0-abc.ckpt"
     path.write_bytes(b"truncated")
-    assert usable_checkpoint(path, config, model) == (None, 0)
+    assert usable_checkpoint(path, config, model) == ResumePoint()
     assert not path.exists() and path.with_name(path.name + ".unusable").read_bytes() == b"truncated"
     torch.save({"bench": {"config": {**config, "variant": "aspp-s"}}, "state_dict": {}, "global_step": 3}, path)
-    assert usable_checkpoint(path, config, model) == (None, 0)
+    assert usable_checkpoint(path, config, model) == ResumePoint()
     torch.save({"bench": {"config": config}, "state_dict": {"x": torch.zeros(1)}, "global_step": 3}, path)
-    assert usable_checkpoint(path, config, model) == (None, 0)
+    assert usable_checkpoint(path, config, model) == ResumePoint()
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all("training from step 0" in line for line in lines)
     assert "does not load" in lines[0] and "another run config" in lines[1] and "other parameters" in lines[2]
     torch.save({"bench": {"config": config}, "state_dict": model.state_dict(), "global_step": 3}, path)
-    assert usable_checkpoint(path, config, model) == (path, 3)
+    # a checkpoint written before resume counts were recorded: the first resume, nothing known lost
+    assert usable_checkpoint(path, config, model) == ResumePoint(path, 3, resumes=1, lost_seconds=0.0)
+    torch.save({"bench": {"config": config, "resumes": 2, "lost_seconds": 5.0, "saved_at": 1000.0},
+                "state_dict": model.state_dict(), "global_step": 3}, path)
+    alive = path.with_name(path.name + ".alive")
+    alive.touch()
+    os.utime(alive, (1012.5, 1012.5))  # the killed attempt trained 12.5 s past its checkpoint
+    assert usable_checkpoint(path, config, model) == ResumePoint(path, 3, resumes=3, lost_seconds=17.5)
 
 
 def test_the_replayed_loader_continues_the_same_batches_across_epochs():
