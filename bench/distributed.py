@@ -2,8 +2,8 @@
 
 What changes with ``--devices N --num-nodes M`` (world size W = N * M > 1):
 
-- Lightning's ``ddp`` strategy (gloo on the CPU, NCCL on GPUs). ``bench run`` is re-executed by
-  Lightning for the extra local ranks (its ``sys.argv``); under SLURM every task is a rank.
+- Lightning's ``ddp`` strategy (gloo on the CPU, NCCL on GPUs). Locally the sweep starts each
+  run's ranks (bench.launchers.run_ranks); under SLURM every task is a rank.
 - The protocol's batch is the *global* batch, as in the papers (v3: 16 images): each rank trains
   on batch / W images and BatchNorm is synchronised across ranks (SyncBatchNorm), so a run on
   8 GPUs follows the same recipe (lr, steps, BN batch) as on one. The batch must divide by W.
@@ -13,21 +13,60 @@ What changes with ``--devices N --num-nodes M`` (world size W = N * M > 1):
   them twice); the confusion matrix (torchmetrics) is summed over ranks, so mIoU is the one of
   the whole split, the same as on one device.
 - CRF, trimap, pictures, fps, the record and W&B happen on global rank 0 only; the other ranks
-  wait for the next run. ``PROCESS_GROUP_TIMEOUT`` bounds that wait.
+  end after validation.
+- Each run's ranks are processes of their own (bench.launchers.run_ranks starts them, bench.rank
+  is one): when one fails, the sweep stops the others and goes on with the next run in fresh
+  processes. No rank waits in a collective longer than ``collective_timeout()``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 
 from torch.utils.data import DataLoader
 
 from bench.errors import BenchError
 
-# Ranks other than 0 wait in the next run's setup while rank 0 runs the CRF, pictures and fps of
-# the previous one (minutes at the paper scale); torch's default (30 min) is too short for a
-# CRF evaluation of 1449 VOC images on a few cores.
-PROCESS_GROUP_TIMEOUT = timedelta(hours=6)
+COLLECTIVE_TIMEOUT_ENV = "BENCH_COLLECTIVE_TIMEOUT_S"
+DEFAULT_COLLECTIVE_TIMEOUT_S = 30 * 60  # torch's own default: far above one step at the paper scale
+
+
+def collective_timeout() -> timedelta:
+    """How long a rank waits in one collective before it fails: a dead or stuck peer then ends the
+    run instead of hanging it ($BENCH_COLLECTIVE_TIMEOUT_S seconds, default 30 minutes)."""
+    text = os.environ.get(COLLECTIVE_TIMEOUT_ENV, str(DEFAULT_COLLECTIVE_TIMEOUT_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise BenchError(f"{COLLECTIVE_TIMEOUT_ENV}={text!r} is not a number of seconds > 0")
+    return timedelta(seconds=seconds)
+
+
+def global_rank() -> int:
+    """This process's rank in its run's group (RANK as bench.launchers sets it, SLURM_PROCID under SLURM)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+
+def node_rank() -> int:
+    """This node's index in a multi-node sweep (NODE_RANK, as README's Scale out sets it)."""
+    return int(os.environ.get("NODE_RANK", os.environ.get("SLURM_NODEID", 0)))
+
+
+def rendezvous(num_nodes: int) -> tuple[str, int]:
+    """Where a run's ranks meet: this machine and a free port, or MASTER_ADDR:MASTER_PORT across nodes."""
+    if num_nodes == 1:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return "127.0.0.1", probe.getsockname()[1]
+    address, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not address or not (port or "").isdigit():
+        raise BenchError("--num-nodes needs MASTER_ADDR and MASTER_PORT (node 0's address and a free port) "
+                         "and NODE_RANK on every node; see README, Scale out")
+    return address, int(port)
 
 
 def world_size(devices: int, num_nodes: int) -> int:
@@ -47,12 +86,12 @@ def per_device_batch(batch_size: int, world: int) -> int:
 
 
 def strategy(world: int):
-    """Lightning's strategy for a world size: plain single-device, or DDP with a long timeout."""
+    """Lightning's strategy for a world size: plain single-device, or DDP with the collective timeout."""
     if world == 1:
         return "auto"
     from pytorch_lightning.strategies import DDPStrategy
 
-    return DDPStrategy(timeout=PROCESS_GROUP_TIMEOUT)
+    return DDPStrategy(timeout=collective_timeout())
 
 
 def sync_batchnorm(accelerator: str, world: int) -> bool:

@@ -23,14 +23,25 @@ Job scripts, logs and pickles go to ResultsDir.slurm (RESULTS_DIR/slurm/EXPERIME
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import subprocess
 import sys
+import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from bench import distributed
+from bench.atomic import atomic_write, write_json_atomic
+
 from bench.errors import BenchError
-from bench.results import write_record
+from bench.provenance import environment, utc_now
+from bench.results import read_record, write_record
 from bench.results_dir import ResultsDir
 from bench.resume import TrainingStopped, request_stop
 from bench.run import new_record, quiet_libraries, run_and_record
@@ -83,6 +94,15 @@ class RunJob:
                 raise
             print(f"{cfg.experiment}/{cfg.variant} seed {cfg.seed}: {stop}; requeueing", file=sys.stderr, flush=True)
             requeue()  # submitit: self.checkpoint(...), then requeue and exit (or give up: UncompletedJobError)
+            raise
+        except Exception as err:  # a rank of a data-parallel job failed (bench.run re-raises there)
+            results = ResultsDir(results_dir)
+            record_rank_failure(results, cfg, err)
+            if distributed.global_rank() == 0:  # the record names every rank's error that has come
+                time.sleep(STOP_GRACE_S)
+                world = self.devices * self.num_nodes
+                write_record(results, failed_run_record(cfg, results, range(world), {}, started=None,
+                                                        devices=self.devices, num_nodes=self.num_nodes))
             raise
         if record is None:
             return None
@@ -191,3 +211,102 @@ def wait_for(jobs: list, configs: list[RunConfig], *, poll_s: float = SlurmOptio
         bar.update(1)
     bar.close()
     return failed
+
+
+# ---------------------------------------------------------------- data-parallel runs on this node
+
+
+# the command of one rank (bench.rank); tests put a fault-injecting script in its place
+RANK_COMMAND = [sys.executable, "-m", "bench.rank"]
+STOP_GRACE_S = 5.0  # after one rank fails: how long the others get to end before SIGKILL
+POLL_S = 0.2
+
+
+def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb_mode: str, accelerator: str, devices: int,
+              num_nodes: int) -> dict[str, Any] | None:
+    """One data-parallel run's ``devices`` ranks on this node, each a fresh process (bench.rank),
+    watched until they end. When one fails (an exception, a NaN loss, a kill, a collective that
+    timed out) the others are stopped within STOP_GRACE_S and the run is recorded as failed with
+    the first failure named; the sweep goes on with the next run in new processes. The record on
+    node 0 (None on the other nodes)."""
+    node = distributed.node_rank()
+    ranks = results.ranks(cfg.experiment, cfg.variant, cfg.seed)
+    shutil.rmtree(ranks, ignore_errors=True)  # errors of an earlier attempt of this run
+    spec = write_json_atomic(ranks / f"spec-node-{node}.json", {
+        "config": cfg.to_dict(), "results": str(results.root), "wandb": wandb_mode, "accelerator": accelerator,
+        "devices": devices, "num_nodes": num_nodes})
+    address, port = distributed.rendezvous(num_nodes)
+    started = utc_now()
+    procs = []
+    for local in range(devices):
+        env = {**os.environ, "MASTER_ADDR": address, "MASTER_PORT": str(port), "NODE_RANK": str(node),
+               "LOCAL_RANK": str(local), "RANK": str(node * devices + local), "WORLD_SIZE": str(devices * num_nodes)}
+        procs.append(subprocess.Popen([*RANK_COMMAND, str(spec)], env=env))
+    try:
+        failed_first = _watch(procs)
+    finally:
+        _stop(procs)
+    if node != 0:
+        return None
+    if failed_first is None:
+        return read_record(results.record(cfg.experiment, cfg.variant, cfg.seed))
+    codes = {node * devices + local: procs[local].returncode for local in range(devices)}
+    record = failed_run_record(cfg, results, [node * devices + local for local in failed_first], codes,
+                               started=started, devices=devices, num_nodes=num_nodes)
+    write_record(results, record)
+    return record
+
+
+def record_rank_failure(results: ResultsDir, cfg: RunConfig, err: BaseException) -> None:
+    """This rank's error, one line first, beside the run: the sweep names it in the record."""
+    line = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+    path = results.rank_error(cfg.experiment, cfg.variant, cfg.seed, distributed.global_rank())
+    atomic_write(path, lambda tmp: tmp.write_text(line + "\n" + traceback.format_exc()))
+
+
+def failed_run_record(cfg: RunConfig, results: ResultsDir, first: Any, codes: dict[int, int | None], *,
+                      started: str | None, devices: int, num_nodes: int) -> dict[str, Any]:
+    """The record of a data-parallel run a rank failed: the failed ranks' errors, first the ones
+    that failed first (``first``), from their error files or else their exit codes."""
+    errors = []
+    for rank in first:
+        path = results.rank_error(cfg.experiment, cfg.variant, cfg.seed, rank)
+        if path.is_file():
+            errors.append(f"rank {rank}: {path.read_text().splitlines()[0]}")
+        elif codes.get(rank) is not None and codes[rank] < 0:
+            errors.append(f"rank {rank}: killed by {signal.Signals(-codes[rank]).name}")
+        elif codes.get(rank):
+            errors.append(f"rank {rank}: exited with code {codes[rank]}")
+    record = new_record(cfg, "; ".join(errors or ["a rank failed"]) + " (the other ranks were stopped)")
+    record["env"] = {**environment(torch.device("cpu")), "started": started, "ended": utc_now(),
+                     "devices": devices, "num_nodes": num_nodes, "world_size": devices * num_nodes}
+    return record
+
+
+def _watch(procs: list[subprocess.Popen]) -> list[int] | None:
+    """Wait until every rank has ended well (None), or one has failed: the local ranks that had
+    failed by then, in the order seen."""
+    failed: list[int] = []
+    while True:
+        codes = [p.poll() for p in procs]
+        failed += [i for i, code in enumerate(codes) if code not in (None, 0) and i not in failed]
+        if failed:
+            return failed
+        if all(code == 0 for code in codes):
+            return None
+        time.sleep(POLL_S)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """End the ranks still running: SIGTERM, then SIGKILL after STOP_GRACE_S (a rank blocked in a
+    collective does not see SIGTERM)."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -11,6 +11,7 @@
       resume/EXPERIMENT/VARIANT/seed-N-KEY.ckpt mid-training state, until the record exists (ignored)
       claims/EXPERIMENT/VARIANT/seed-N.claim   which process does which run (ignored)
       claims/EXPERIMENT/tables.claim           the lock of the tables' writer (ignored)
+      ranks/EXPERIMENT/VARIANT/seed-N/         a data-parallel run's spec and its ranks' errors (ignored)
       wandb/ lightning/ slurm/EXPERIMENT/      W&B offline runs, Lightning's folder, SLURM jobs (ignored)
 """
 
@@ -70,6 +71,13 @@ class ResultsDir:
 
     def tables_lock(self, experiment: str) -> Path:
         return self.root / "claims" / experiment / "tables.claim"
+
+    def ranks(self, experiment: str, variant: str, seed: int) -> Path:
+        """A data-parallel run's scratch folder: its spec and its ranks' errors (bench.launchers)."""
+        return self.root / "ranks" / experiment / variant / f"seed-{seed}"
+
+    def rank_error(self, experiment: str, variant: str, seed: int, rank: int) -> Path:
+        return self.ranks(experiment, variant, seed) / f"rank-{rank}.error"
 
     @property
     def wandb(self) -> Path:

@@ -113,6 +113,8 @@ def run_one(cfg: RunConfig, *, results: ResultsDir, wandb_mode: str | WandbGuard
     except (BenchError, TrainingStopped):  # bad input; a SLURM job's stop request (bench.launchers)
         raise
     except Exception as err:  # recorded, the sweep goes on
+        if distributed.world_size(devices, num_nodes) > 1:
+            raise  # one rank of a data-parallel run: the process ends, the sweep records the run (bench.launchers)
         record["error"] = f"{type(err).__name__}: {err}"
         record["traceback"] = traceback.format_exc()
     env = record.setdefault("env", {})

@@ -139,7 +139,7 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
     results.ensure_writable()
     finished = [is_finished(recorded(results, cfg), cfg) for cfg in configs]
     todo = [cfg for cfg, done in zip(configs, finished) if not done]
-    if world == 1:
+    if num_nodes == 1:  # one sweep process (several nodes: each node's sweep is one of many)
         for cfg, done in zip(configs, finished):
             if done:
                 _tidy_finished(results, cfg)
@@ -160,11 +160,12 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
     failed: list[str] = []
     ran = 0
     # Several `bench run` on one results dir share the work through claim files (bench.claims);
-    # the ranks of one DDP run do the same runs together and claim nothing.
-    share = world == 1
+    # the sweeps of a multi-node run do the same runs together and claim nothing.
+    share = num_nodes == 1
+    node_zero = distributed.node_rank() == 0  # records and tables are node 0's
     # nothing to do: no bar (a "run 0/0" bar only says what the summary line below says)
     sweep = tqdm(total=len(todo), desc=f"{experiment.name}", unit="run", position=0, dynamic_ncols=True,
-                 disable=not todo or not distributed.is_global_zero(),
+                 disable=not todo or not node_zero,
                  bar_format="{desc}: run {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {postfix}")
 
     def claim_path(cfg: RunConfig) -> Path:
@@ -182,8 +183,11 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
             if share and is_finished(recorded(results, cfg), cfg):  # another process finished it meanwhile
                 return True
             sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
-            record = run_and_record(cfg, results, wandb=wandb, accelerator=accelerator, devices=devices,
-                                    num_nodes=num_nodes)
+            if world > 1:  # the run's ranks are processes of their own, watched by this sweep
+                record = launchers.run_ranks(cfg, results, wandb_mode=wandb.mode, accelerator=accelerator,
+                                             devices=devices, num_nodes=num_nodes)
+            else:
+                record = run_and_record(cfg, results, wandb=wandb, accelerator=accelerator)
             ran += 1
             if record is not None and record["status"] != "ok":
                 failed.append(f"{cfg.variant}/seed-{cfg.seed}: {record['error']}")
@@ -205,7 +209,7 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
         if holder is not None:
             left.append(f"{cfg.variant}/seed-{cfg.seed} {claims.describe(holder, claim_path(cfg))}")
     counts = dict(planned=len(configs), ran=ran, skipped=len(configs) - ran - len(left), failed=failed, left=left)
-    if not distributed.is_global_zero():  # a DDP rank > 0: rank 0 writes the records and tables
+    if not node_zero:  # another node of a multi-node sweep: node 0 writes the records and tables
         return SweepResult(**counts, tables={})
     if left:  # the last process to finish writes the tables
         return SweepResult(**counts, tables={})

@@ -8,13 +8,15 @@ import errno
 import os
 import re
 import signal
+import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import torch
 
-from bench import atomic
+from bench import atomic, launchers
 from bench.errors import BenchError
 from bench.launchers import RunJob, SlurmOptions, executor_for
 from bench.registry import get_experiment
@@ -162,3 +164,97 @@ def test_a_checkpoint_altered_after_its_record_is_not_reused_and_the_run_retrain
     with pytest.raises(BenchError, match="changed after its record was written") as err:
         crf_search_experiment(get_experiment("ablation-fov"), results_dir=tmp_path, variants=["crf-largefov"], images=2)
     assert "\n" not in str(err.value)
+
+
+# A rank of a two-rank CPU run, with a fault at its third training step on rank 1 (first run only).
+FAULTY_RANK = """
+import os, sys, time
+from pathlib import Path
+from bench import rank
+from bench.module import SegmentationModule
+
+armed = Path(os.environ["BENCH_TEST_FAULT_ARMED"])
+training_step = SegmentationModule.training_step
+
+
+def faulty(self, batch, batch_idx):
+    if self.trainer.global_rank == 1 and self.global_step == 2 and armed.exists():
+        armed.unlink()
+        if os.environ["BENCH_TEST_FAULT"] == "raise":
+            raise RuntimeError("injected fault at step 3")
+        if os.environ["BENCH_TEST_FAULT"] == "kill":
+            os.kill(os.getpid(), 9)
+        time.sleep(600)  # stuck: rank 0 waits in the gradient all-reduce
+    return training_step(self, batch, batch_idx)
+
+
+SegmentationModule.training_step = faulty
+sys.exit(rank.main())
+"""
+
+
+def faulty_ranks(tmp_path: Path, fault: str, monkeypatch) -> Path:
+    script = tmp_path / "faulty_rank.py"
+    script.write_text(FAULTY_RANK)
+    (tmp_path / "armed").touch()
+    monkeypatch.setenv("BENCH_TEST_FAULT_ARMED", str(tmp_path / "armed"))
+    monkeypatch.setenv("BENCH_TEST_FAULT", fault)
+    monkeypatch.setattr(launchers, "RANK_COMMAND", [sys.executable, str(script)])
+    return script
+
+
+def still_running(script: Path) -> list[str]:
+    """Processes whose command line names the script."""
+    alive = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(script).encode() in cmdline.read_bytes():
+                alive.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return alive
+
+
+TWO_RANKS = dict(scale="tiny", data="synthetic", seeds=1, max_steps=4, num_val=4, devices=2, accelerator="cpu",
+                 wandb_mode="disabled")
+
+
+def seconds(record) -> float:
+    return (datetime.fromisoformat(record["env"]["ended"]) - datetime.fromisoformat(record["env"]["started"])).total_seconds()
+
+
+def test_a_rank_that_raises_ends_the_run_as_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    script = faulty_ranks(tmp_path, "raise", monkeypatch)
+    monkeypatch.setenv("BENCH_COLLECTIVE_TIMEOUT_S", "120")
+    results = ResultsDir(tmp_path / "results")
+    result = run_experiment(get_experiment("ablation-aspp"), results_dir=results, variants=["largefov", "aspp-s"],
+                            **TWO_RANKS)
+    assert (result.ran, len(result.failed)) == (2, 1)
+    failed = read_record(results.record("ablation-aspp", "largefov", 0))
+    assert failed["status"] == "failed" and failed["error"].startswith("rank 1: RuntimeError: injected fault at step 3")
+    assert seconds(failed) < 120  # rank 0 was stopped, not left to time out in its collective
+    following = read_record(results.record("ablation-aspp", "aspp-s", 0))
+    assert following["status"] == "ok" and following["env"]["world_size"] == 2
+    assert not still_running(script)
+
+
+def test_a_rank_stuck_in_a_collective_fails_the_run_after_the_collective_timeout(tmp_path, monkeypatch):
+    script = faulty_ranks(tmp_path, "hang", monkeypatch)
+    monkeypatch.setenv("BENCH_COLLECTIVE_TIMEOUT_S", "10")
+    results = ResultsDir(tmp_path / "results")
+    result = run_experiment(get_experiment("ablation-aspp"), results_dir=results, variants=["largefov"], **TWO_RANKS)
+    assert len(result.failed) == 1
+    record = read_record(results.record("ablation-aspp", "largefov", 0))
+    assert record["error"].startswith("rank 0: ") and "timed out" in record["error"].lower()
+    assert seconds(record) < 120  # the 10 s collective timeout, start-up and the stop, not rank 1's 600 s
+    assert not still_running(script)
+
+
+def test_a_killed_rank_ends_the_run_as_failed(tmp_path, monkeypatch):
+    script = faulty_ranks(tmp_path, "kill", monkeypatch)
+    results = ResultsDir(tmp_path / "results")
+    result = run_experiment(get_experiment("ablation-aspp"), results_dir=results, variants=["largefov"], **TWO_RANKS)
+    assert len(result.failed) == 1
+    record = read_record(results.record("ablation-aspp", "largefov", 0))
+    assert record["error"].startswith("rank 1: killed by SIGKILL") and seconds(record) < 120
+    assert not still_running(script)

@@ -144,7 +144,7 @@ def test_two_process_validation_gives_the_one_process_miou(tmp_path):
 
 
 def test_bench_run_on_two_processes_writes_one_record_and_one_table(tmp_path):
-    """`bench run --devices 2` on the CPU: Lightning re-runs the command as rank 1; only rank 0
+    """`bench run --devices 2` on the CPU: the sweep starts the run's two ranks; only rank 0
     evaluates, writes the record and prints the table."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "run", EXPERIMENT, "--variants", "r12", "--seeds", "1",

@@ -1,0 +1,41 @@
+"""One rank of a data-parallel run as a process of its own: ``python -m bench.rank SPEC``.
+
+A local sweep with ``--devices N`` (bench.launchers.run_ranks) starts N of these for each run,
+in the torch.distributed environment (RANK, LOCAL_RANK, NODE_RANK, WORLD_SIZE, MASTER_ADDR,
+MASTER_PORT): Lightning finds its processes already created and joins them into one DDP group.
+Global rank 0 evaluates and writes the record. A rank that fails writes its error beside the run
+(ResultsDir.rank_error) and exits with code 1; the sweep then ends the other ranks, records the
+run as failed, and goes on with the next run in fresh processes.
+
+SPEC is a JSON file: {"config": RunConfig dict, "results": dir, "wandb": mode, "accelerator",
+"devices", "num_nodes"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.launchers import record_rank_failure
+from bench.results_dir import ResultsDir
+from bench.run import quiet_libraries, run_and_record
+from bench.run_config import RunConfig
+from bench.tracking import WandbGuard
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    cfg, results = RunConfig.from_dict(spec["config"]), ResultsDir(spec["results"])
+    quiet_libraries()
+    try:
+        run_and_record(cfg, results, wandb=WandbGuard(spec["wandb"]), accelerator=spec["accelerator"],
+                       devices=spec["devices"], num_nodes=spec["num_nodes"])
+    except BaseException as err:  # every failure ends this rank; the sweep records the run (bench.launchers)
+        record_rank_failure(results, cfg, err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
