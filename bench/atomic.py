@@ -4,8 +4,10 @@ search results, checkpoints, resume checkpoints and the synthetic-data cache.
 The content goes to a temporary file in the destination's folder (same file system), is flushed
 and fsynced, then renamed over the destination (``os.replace``, atomic on POSIX), and the folder
 is fsynced so the rename survives a power cut. A reader sees the old file or the whole new one;
-a write that fails (a full disk, a kill) leaves no partial file behind and the old one intact,
-and its OSError names the destination (``[Errno 28] No space left on device: 'PATH'``).
+a write that fails (a full disk, an I/O error) removes its temporary file and leaves the old one
+intact, and its OSError names the destination (``[Errno 28] No space left on device: 'PATH'``).
+A process killed mid-write (SIGKILL) can leave only its hidden temporary file (``.NAME.*.tmp``),
+never a half-written destination.
 """
 
 from __future__ import annotations

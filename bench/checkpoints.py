@@ -28,7 +28,9 @@ def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict,
     payload = {"version": version, "knobs": knobs, "state_dict": model.state_dict()}
     if training is not None:
         payload["training"] = training
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # torch.save to a file path reports a full disk as a RuntimeError of its
+    torch.save(payload, buffer)  # C++ writer; Python's own write raises the OSError that names it
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 def read_checkpoint(path: Path) -> tuple[Any, str]:

@@ -195,7 +195,7 @@ def cmd_run(args) -> int:
         print(f"{result.ran} run(s) done, {result.skipped} already recorded, {len(result.left)} left to "
               "other processes (the last to finish writes the tables, or run `bench table`):",
               *result.left, sep="\n  ")
-    if not result.tables and not result.failed:  # a DDP rank other than 0: rank 0 reports
+    if not result.tables and not result.failed:  # a node other than 0 of a multi-node sweep: node 0 reports
         return 0
     if result.tables:
         print()
@@ -329,7 +329,7 @@ def cmd_crf_search(args) -> int:
         params = ", ".join(f"{k}={v:g}" for k, v in found["best"].items())
         print(f"{variant}: {params} -> held-out mIoU after CRF {best['miou']:.2f} "
               f"({len(found['history'])} settings tried)")
-    print((args.results_dir / f"{experiment.name}.md").read_text())
+    print(ResultsDir(args.results_dir).table(experiment.name, ".md").read_text())
     return 0
 
 

@@ -23,3 +23,9 @@ class BenchError(Exception):
         if text.startswith(_WORKER_PREFIX) and _ORIGINAL in text:
             text = text.rstrip().rsplit(_ORIGINAL, 1)[1]
         super().__init__(text)
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line (whitespace folded), at most ``limit`` characters: how a
+    warning or a record names an error it does not stop for."""
+    return " ".join(f"{type(err).__name__}: {err}".split())[:limit]

@@ -23,6 +23,7 @@ Job scripts, logs and pickles go to ResultsDir.slurm (RESULTS_DIR/slurm/EXPERIME
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -39,11 +40,11 @@ import torch
 from bench import distributed
 from bench.atomic import atomic_write, write_json_atomic
 
-from bench.errors import BenchError
+from bench.errors import BenchError, one_line
 from bench.provenance import environment, utc_now
 from bench.results import read_record, write_record
 from bench.results_dir import ResultsDir
-from bench.resume import TrainingStopped, request_stop
+from bench.resume import TrainingStopped, stop_on_signal
 from bench.run import new_record, quiet_libraries, run_and_record
 from bench.run_config import RunConfig
 from bench.tracking import WandbGuard
@@ -85,7 +86,9 @@ class RunJob:
     def __call__(self, cfg: RunConfig, results_dir: str | Path) -> dict[str, Any] | None:
         """The run's status on global rank 0 (submitit returns task 0's), None on other ranks."""
         quiet_libraries()
-        requeue = _defer_stop_signal()
+        # one process: training saves its state at the signal; a data-parallel job keeps submitit's
+        # own handling (requeued from its start: its ranks write no resume checkpoints)
+        requeue = _defer_stop_signal() if self.devices * self.num_nodes == 1 else None
         try:
             record = run_and_record(cfg, ResultsDir(results_dir), wandb=WandbGuard(self.wandb_mode),
                                     accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes)
@@ -95,7 +98,10 @@ class RunJob:
             print(f"{cfg.experiment}/{cfg.variant} seed {cfg.seed}: {stop}; requeueing", file=sys.stderr, flush=True)
             requeue()  # submitit: self.checkpoint(...), then requeue and exit (or give up: UncompletedJobError)
             raise
-        except Exception as err:  # a rank of a data-parallel job failed (bench.run re-raises there)
+        except Exception as err:
+            if self.devices * self.num_nodes == 1:  # bad input, a record that could not be written
+                raise
+            # a rank of a data-parallel job failed (bench.run re-raises there)
             results = ResultsDir(results_dir)
             record_rank_failure(results, cfg, err)
             if distributed.global_rank() == 0:  # the record names every rank's error that has come
@@ -122,9 +128,10 @@ class RunJob:
 
 
 def _defer_stop_signal():
-    """Inside a submitit job: take over submitit's time-limit / preemption signal so that it only
-    asks training to stop at a step boundary (bench.resume.request_stop); return the call that
-    hands over to submitit's own handler then (checkpoint and requeue). None outside a job."""
+    """Inside a submitit job: take over submitit's time-limit / preemption signal so that during
+    training it asks for a stop at the next step boundary (bench.resume.stop_on_signal), and
+    outside training hands over to submitit's own handler at once; return the call that hands
+    over once training has stopped (checkpoint and requeue). None outside a job."""
     import submitit
 
     try:
@@ -135,7 +142,7 @@ def _defer_stop_signal():
     handler = signal.getsignal(sig)
     if not callable(handler):
         return None
-    signal.signal(sig, request_stop)
+    stop_on_signal(sig, handler)
     return lambda: handler(sig, None)
 
 
@@ -178,6 +185,8 @@ def submit(configs: list[RunConfig], results: ResultsDir, job: RunJob, options: 
     if not configs:
         return []
     results = ResultsDir(results.root.resolve())  # jobs may start in another working directory
+    for cfg in configs:  # the rank errors of an earlier attempt must not name this one's failure
+        shutil.rmtree(results.ranks(cfg.experiment, cfg.variant, cfg.seed), ignore_errors=True)
     executor = executor_for(results.slurm(name), options, job, f"bench-{name}")
     try:
         return executor.map_array(job, configs, [str(results.root)] * len(configs))
@@ -220,38 +229,51 @@ def wait_for(jobs: list, configs: list[RunConfig], *, poll_s: float = SlurmOptio
 RANK_COMMAND = [sys.executable, "-m", "bench.rank"]
 STOP_GRACE_S = 5.0  # after one rank fails: how long the others get to end before SIGKILL
 POLL_S = 0.2
+EXIT_BAD_INPUT = 2  # a rank met bad input (a BenchError): the sweep stops with its line, as in one process
+WANDB_MODE_FILE = "wandb-mode"  # rank 0's W&B mode after its run (bench.rank)
 
 
-def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb_mode: str, accelerator: str, devices: int,
+def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb: WandbGuard, accelerator: str, devices: int,
               num_nodes: int) -> dict[str, Any] | None:
     """One data-parallel run's ``devices`` ranks on this node, each a fresh process (bench.rank),
     watched until they end. When one fails (an exception, a NaN loss, a kill, a collective that
     timed out) the others are stopped within STOP_GRACE_S and the run is recorded as failed with
-    the first failure named; the sweep goes on with the next run in new processes. The record on
-    node 0 (None on the other nodes)."""
+    the first failure named; the sweep goes on with the next run in new processes. Bad input met
+    by a rank (a BenchError) stops the sweep with its one line, as in one process. ``wandb``
+    follows rank 0's W&B fallbacks. The record on node 0 (None on the other nodes)."""
     node = distributed.node_rank()
-    ranks = results.ranks(cfg.experiment, cfg.variant, cfg.seed)
-    shutil.rmtree(ranks, ignore_errors=True)  # errors of an earlier attempt of this run
-    spec = write_json_atomic(ranks / f"spec-node-{node}.json", {
-        "config": cfg.to_dict(), "results": str(results.root), "wandb": wandb_mode, "accelerator": accelerator,
+    global_ranks = [node * devices + local for local in range(devices)]
+    for rank in global_ranks:  # this node's errors of an earlier attempt (other nodes clear their own)
+        results.rank_error(cfg.experiment, cfg.variant, cfg.seed, rank).unlink(missing_ok=True)
+    scratch = results.ranks(cfg.experiment, cfg.variant, cfg.seed)
+    spec = write_json_atomic(scratch / f"spec-node-{node}.json", {
+        "config": cfg.to_dict(), "results": str(results.root), "wandb": wandb.mode, "accelerator": accelerator,
         "devices": devices, "num_nodes": num_nodes})
     address, port = distributed.rendezvous(num_nodes)
     started = utc_now()
-    procs = []
-    for local in range(devices):
-        env = {**os.environ, "MASTER_ADDR": address, "MASTER_PORT": str(port), "NODE_RANK": str(node),
-               "LOCAL_RANK": str(local), "RANK": str(node * devices + local), "WORLD_SIZE": str(devices * num_nodes)}
-        procs.append(subprocess.Popen([*RANK_COMMAND, str(spec)], env=env))
+    procs: list[subprocess.Popen] = []
     try:
-        failed_first = _watch(procs)
+        for local, rank in enumerate(global_ranks):
+            env = {**os.environ, "MASTER_ADDR": address, "MASTER_PORT": str(port), "NODE_RANK": str(node),
+                   "LOCAL_RANK": str(local), "RANK": str(rank), "WORLD_SIZE": str(devices * num_nodes)}
+            procs.append(subprocess.Popen([*RANK_COMMAND, str(spec)], env=env, preexec_fn=_die_with_parent))
+        failed = _watch(procs)
     finally:
         _stop(procs)
+    mode = scratch / WANDB_MODE_FILE
+    if mode.is_file():  # rank 0's W&B stepped down (offline, disabled): so do the next runs
+        wandb.mode = mode.read_text().strip()
+    bad_input = [rank for local, rank in enumerate(global_ranks) if procs[local].returncode == EXIT_BAD_INPUT]
+    if bad_input:
+        error = results.rank_error(cfg.experiment, cfg.variant, cfg.seed, bad_input[0])
+        raise BenchError(error.read_text().splitlines()[0].removeprefix("BenchError: "))
     if node != 0:
         return None
-    if failed_first is None:
+    if failed is None:
+        shutil.rmtree(scratch, ignore_errors=True)
         return read_record(results.record(cfg.experiment, cfg.variant, cfg.seed))
-    codes = {node * devices + local: procs[local].returncode for local in range(devices)}
-    record = failed_run_record(cfg, results, [node * devices + local for local in failed_first], codes,
+    codes = {rank: procs[local].returncode for local, rank in enumerate(global_ranks)}
+    record = failed_run_record(cfg, results, [global_ranks[local] for local in failed], codes,
                                started=started, devices=devices, num_nodes=num_nodes)
     write_record(results, record)
     return record
@@ -259,23 +281,23 @@ def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb_mode: str, accelerat
 
 def record_rank_failure(results: ResultsDir, cfg: RunConfig, err: BaseException) -> None:
     """This rank's error, one line first, beside the run: the sweep names it in the record."""
-    line = " ".join(f"{type(err).__name__}: {err}".split())[:500]
     path = results.rank_error(cfg.experiment, cfg.variant, cfg.seed, distributed.global_rank())
-    atomic_write(path, lambda tmp: tmp.write_text(line + "\n" + traceback.format_exc()))
+    atomic_write(path, lambda tmp: tmp.write_text(one_line(err, 500) + "\n" + traceback.format_exc()))
 
 
-def failed_run_record(cfg: RunConfig, results: ResultsDir, first: Any, codes: dict[int, int | None], *,
+def failed_run_record(cfg: RunConfig, results: ResultsDir, failed: Any, codes: dict[int, int | None], *,
                       started: str | None, devices: int, num_nodes: int) -> dict[str, Any]:
-    """The record of a data-parallel run a rank failed: the failed ranks' errors, first the ones
-    that failed first (``first``), from their error files or else their exit codes."""
-    errors = []
-    for rank in first:
-        path = results.rank_error(cfg.experiment, cfg.variant, cfg.seed, rank)
-        if path.is_file():
-            errors.append(f"rank {rank}: {path.read_text().splitlines()[0]}")
-        elif codes.get(rank) is not None and codes[rank] < 0:
+    """The record of a data-parallel run a rank failed: the ``failed`` ranks' errors, the first
+    failure first (error files by their time; a rank without one, by its exit code, after them)."""
+    def error_file(rank: int) -> Path:
+        return results.rank_error(cfg.experiment, cfg.variant, cfg.seed, rank)
+
+    with_file = sorted((r for r in failed if error_file(r).is_file()), key=lambda r: error_file(r).stat().st_mtime)
+    errors = [f"rank {rank}: {error_file(rank).read_text().splitlines()[0]}" for rank in with_file]
+    for rank in failed:
+        if rank not in with_file and codes.get(rank) is not None and codes[rank] < 0:
             errors.append(f"rank {rank}: killed by {signal.Signals(-codes[rank]).name}")
-        elif codes.get(rank):
+        elif rank not in with_file and codes.get(rank):
             errors.append(f"rank {rank}: exited with code {codes[rank]}")
     record = new_record(cfg, "; ".join(errors or ["a rank failed"]) + " (the other ranks were stopped)")
     record["env"] = {**environment(torch.device("cpu")), "started": started, "ended": utc_now(),
@@ -283,13 +305,21 @@ def failed_run_record(cfg: RunConfig, results: ResultsDir, first: Any, codes: di
     return record
 
 
+def _die_with_parent() -> None:
+    """In a rank process before it starts: end with the sweep, even when the sweep is SIGKILLed
+    (Linux's PR_SET_PDEATHSIG), so no rank trains on unwatched."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the sweep's own stop still ends its ranks
+        pass
+
+
 def _watch(procs: list[subprocess.Popen]) -> list[int] | None:
     """Wait until every rank has ended well (None), or one has failed: the local ranks that had
-    failed by then, in the order seen."""
-    failed: list[int] = []
+    failed by then."""
     while True:
         codes = [p.poll() for p in procs]
-        failed += [i for i, code in enumerate(codes) if code not in (None, 0) and i not in failed]
+        failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
         if failed:
             return failed
         if all(code == 0 for code in codes):

@@ -35,8 +35,8 @@ from bench.results_dir import ResultsDir
 
 _MISSING = "-"
 DAGGER = "†"  # markdown; LaTeX gets $^\dagger$
-# the columns with the paper's number beside ours: (mean, std, paper, label) per column
-_COMPARED = tuple((c.name, c.std, c.paper, c.label) for c in COLUMNS if c.paper)
+# the columns with the paper's number beside ours: (mean, paper, label) per column
+_COMPARED = tuple((c.name, c.paper, c.label) for c in COLUMNS if c.paper)
 
 
 # ---------------------------------------------------------------------------- aggregation
@@ -255,7 +255,7 @@ def ordering(summary: pd.DataFrame, column: str = "miou", paper_column: str = "p
 
 def orderings(summary: pd.DataFrame) -> list[Ordering]:
     """The ordering of mIoU, and of mIoU after CRF where the CRF is evaluated."""
-    return [ordering(summary, col, paper, label) for col, _, paper, label in _COMPARED
+    return [ordering(summary, col, paper, label) for col, paper, label in _COMPARED
             if col in summary.columns and paper in summary.columns]
 
 

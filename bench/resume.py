@@ -27,8 +27,10 @@ import hashlib
 import json
 import os
 import sys
+import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -58,17 +60,28 @@ CHECKPOINT_EVERY_S = 30 * 60.0  # at most this much training lost to a kill (a c
 
 
 class TrainingStopped(Exception):
-    """Training stopped on request (a cluster's time-limit or preemption signal, ``request_stop``)
+    """Training stopped on request (a cluster's time-limit or preemption signal, ``stop_on_signal``)
     after saving its state at a step boundary; the job that asked goes on from there."""
 
 
-_STOP = threading.Event()
+_STOP = threading.Event()      # a stop was asked while training: save at the next step boundary
+_TRAINING = threading.Event()  # a PeriodicCheckpoint is inside fit, between its first and last step
+_NOT_TRAINING: list[Callable[[int, Any], Any]] = []  # what a stop does outside training
 
 
-def request_stop(signum: int | None = None, frame: Any = None) -> None:
-    """A signal handler: only sets a flag, so the state is saved at the next step boundary, never
-    in the middle of an optimizer step (bench.launchers installs it for SLURM jobs)."""
-    _STOP.set()
+def stop_on_signal(sig: int, otherwise: Callable[[int, Any], Any]) -> None:
+    """Make ``sig`` ask a training run to stop at its next step boundary, where its state is saved,
+    never in the middle of an optimizer step; outside training (data setup, evaluation, CRF, a twin's
+    weights) ``otherwise(signum, frame)`` handles it at once (bench.launchers: submitit's requeue)."""
+    _NOT_TRAINING[:] = [otherwise]
+    signal.signal(sig, _on_stop_signal)
+
+
+def _on_stop_signal(signum: int, frame: Any) -> None:
+    if _TRAINING.is_set():
+        _STOP.set()
+    elif _NOT_TRAINING:
+        _NOT_TRAINING[0](signum, frame)
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,16 @@ class PeriodicCheckpoint(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.last_save = time.monotonic()
+        _TRAINING.set()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        _TRAINING.clear()
+        if _STOP.is_set():  # asked at the last step, where no checkpoint is written: go on from the last one
+            raise TrainingStopped(f"stopped on request at the end of training (step {trainer.global_step}); "
+                                  f"the last resume checkpoint is {self.path}")
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        _TRAINING.clear()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
@@ -109,7 +132,7 @@ class PeriodicCheckpoint(pl.Callback):
             return
         per_epoch = trainer.num_training_batches
         if isinstance(per_epoch, int) and per_epoch > 0 and step % per_epoch == 0:
-            return  # an epoch's last step: see the module docstring (a due save waits one step)
+            return  # an epoch's last step: see the module docstring (a stop or a time-based save comes a step later)
         if self.val_every and step % self.val_every == 0:
             self.pending = True  # the learning curve validates after this step: save after it
             return
@@ -136,10 +159,16 @@ def alive_path(path: Path) -> Path:
     return path.with_name(path.name + ".alive")
 
 
+def resumed_path(path: Path) -> Path:
+    """What a resumed attempt has counted so far (resumes, seconds lost, when it started), kept
+    until its first checkpoint carries the counts on: a second kill before that still counts."""
+    return path.with_name(path.name + ".resumed")
+
+
 def remove_resume_state(results: str | Path | ResultsDir, config: dict[str, Any]) -> None:
-    """The run's resume checkpoint and its heartbeat: scratch, superseded once the record exists."""
+    """The run's resume checkpoint, heartbeat and resume count: scratch, superseded by the record."""
     path = resume_path(results, config)
-    for scratch in (path, alive_path(path)):
+    for scratch in (path, alive_path(path), resumed_path(path)):
         scratch.unlink(missing_ok=True)
 
 
@@ -171,12 +200,23 @@ def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Modul
         tqdm.write(f"warning: resume checkpoint {path} {problem}; moved to {aside}, training from step 0",
                    file=sys.stderr)  # on a line of its own, below the sweep's progress bar
         return ResumePoint()
-    bench = ckpt["bench"]
+    # the counts so far: the checkpoint's, or those of an attempt that resumed from it and was killed
+    # before its own first checkpoint; that attempt trained from `since` to its last heartbeat
+    counts = {"resumes": 0, "lost_seconds": 0.0, **ckpt["bench"]}
+    since = counts.get("saved_at")
+    try:
+        resumed = json.loads(resumed_path(path).read_text())
+        if resumed["since"] > (since or 0.0):
+            counts, since = resumed, resumed["since"]
+    except (OSError, ValueError, KeyError, TypeError):  # none (or unreadable: the checkpoint's counts)
+        pass
     alive = alive_path(path)
-    # the killed attempt trained on after the checkpoint until it last touched its heartbeat
-    lost = max(0.0, alive.stat().st_mtime - bench.get("saved_at", 0.0)) if alive.exists() and "saved_at" in bench else 0.0
-    return ResumePoint(path, int(ckpt["global_step"]), resumes=bench.get("resumes", 0) + 1,
-                       lost_seconds=bench.get("lost_seconds", 0.0) + lost)
+    lost = max(0.0, alive.stat().st_mtime - since) if alive.exists() and since is not None else 0.0
+    point = ResumePoint(path, int(ckpt["global_step"]), resumes=counts["resumes"] + 1,
+                        lost_seconds=counts["lost_seconds"] + lost)
+    atomic_write(resumed_path(path), lambda tmp: tmp.write_text(json.dumps(
+        {"resumes": point.resumes, "lost_seconds": point.lost_seconds, "since": time.time()})))
+    return point
 
 
 class ReplayedLoader:

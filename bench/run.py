@@ -1,9 +1,10 @@
 """One run: a (variant, seed) RunConfig -> train (or take a twin's weights), validate, CRF,
 pictures, fps -> one record in the results dir.
 
-``run_and_record`` is what the local sweep (bench.runner) and every SLURM job (bench.launchers)
-call for one config; ``run_one`` never raises for a failure inside the run: the record says
-``failed`` with the error, and the sweep goes on.
+``run_and_record`` is what the local sweep (bench.runner), every SLURM job and every rank process
+of a data-parallel run (bench.launchers, bench.rank) call for one config. In one process
+``run_one`` never raises for a failure inside the run: the record says ``failed`` with the error,
+and the sweep goes on; a rank of a data-parallel run re-raises, and its launcher records the run.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ def new_record(cfg: RunConfig, error: str | None = None) -> dict[str, Any]:
 
 def run_one(cfg: RunConfig, *, results: ResultsDir, wandb_mode: str | WandbGuard, accelerator: str = "auto",
             devices: int = 1, num_nodes: int = 1) -> dict[str, Any] | None:
-    """Train (or take a twin's weights, bench.reuse), validate and time one (variant, seed);
-    never raises for a failure inside the run.
-    With DDP only global rank 0 returns the record; the other ranks return None."""
+    """Train (or take a twin's weights, bench.reuse), validate and time one (variant, seed). In one
+    process a failure inside the run is recorded, not raised; a rank of a data-parallel run
+    re-raises it (bench.launchers records the run). With DDP only global rank 0 returns the
+    record; the other ranks return None."""
     wandb = wandb_mode if isinstance(wandb_mode, WandbGuard) else WandbGuard(wandb_mode)
     started = utc_now()
     record = new_record(cfg)

@@ -35,7 +35,7 @@ class SweepResult:
     ran: int
     skipped: int
     failed: list[str]
-    tables: dict[str, Path]  # empty on ranks other than 0, and for --launcher slurm --no-wait
+    tables: dict[str, Path]  # empty on nodes other than 0, with runs left to others, and for --no-wait
     jobs: list[str] = field(default_factory=list)  # SLURM job ids (--launcher slurm)
     left: list[str] = field(default_factory=list)  # runs another live `bench run` is doing (claims)
 
@@ -136,6 +136,8 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
                         val_every=val_every)
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
+    if world > 1:
+        distributed.collective_timeout()  # a bad $BENCH_COLLECTIVE_TIMEOUT_S: one line before anything runs
     results.ensure_writable()
     finished = [is_finished(recorded(results, cfg), cfg) for cfg in configs]
     todo = [cfg for cfg, done in zip(configs, finished) if not done]
@@ -184,7 +186,7 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
                 return True
             sweep.set_postfix_str(f"{cfg.variant} seed {cfg.seed}")
             if world > 1:  # the run's ranks are processes of their own, watched by this sweep
-                record = launchers.run_ranks(cfg, results, wandb_mode=wandb.mode, accelerator=accelerator,
+                record = launchers.run_ranks(cfg, results, wandb=wandb, accelerator=accelerator,
                                              devices=devices, num_nodes=num_nodes)
             else:
                 record = run_and_record(cfg, results, wandb=wandb, accelerator=accelerator)
@@ -209,9 +211,9 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
         if holder is not None:
             left.append(f"{cfg.variant}/seed-{cfg.seed} {claims.describe(holder, claim_path(cfg))}")
     counts = dict(planned=len(configs), ran=ran, skipped=len(configs) - ran - len(left), failed=failed, left=left)
-    if not node_zero:  # another node of a multi-node sweep: node 0 writes the records and tables
-        return SweepResult(**counts, tables={})
-    if left:  # the last process to finish writes the tables
+    # another node of a multi-node sweep: node 0 writes the tables; with runs left to other
+    # processes, the last one to finish writes them
+    if not node_zero or left:
         return SweepResult(**counts, tables={})
     return SweepResult(**counts, tables=_write_tables_and_summary(experiment, results, scale, wandb, ran=ran))
 

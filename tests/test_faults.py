@@ -184,6 +184,9 @@ def faulty(self, batch, batch_idx):
             raise RuntimeError("injected fault at step 3")
         if os.environ["BENCH_TEST_FAULT"] == "kill":
             os.kill(os.getpid(), 9)
+        if os.environ["BENCH_TEST_FAULT"] == "bad-input":
+            from bench.errors import BenchError
+            raise BenchError("mask 0042.png: value 30 is not a label; valid: 0..20 and 255")
         time.sleep(600)  # stuck: rank 0 waits in the gradient all-reduce
     return training_step(self, batch, batch_idx)
 
@@ -258,3 +261,12 @@ def test_a_killed_rank_ends_the_run_as_failed(tmp_path, monkeypatch):
     record = read_record(results.record("ablation-aspp", "largefov", 0))
     assert record["error"].startswith("rank 1: killed by SIGKILL") and seconds(record) < 120
     assert not still_running(script)
+
+
+def test_bad_input_met_by_a_rank_stops_the_sweep_with_its_one_line(tmp_path, monkeypatch):
+    faulty_ranks(tmp_path, "bad-input", monkeypatch)
+    with pytest.raises(BenchError) as err:
+        run_experiment(get_experiment("ablation-aspp"), results_dir=tmp_path / "results", variants=["largefov"],
+                       **TWO_RANKS)
+    assert str(err.value) == "mask 0042.png: value 30 is not a label; valid: 0..20 and 255"
+    assert not ResultsDir(tmp_path / "results").record("ablation-aspp", "largefov", 0).exists()

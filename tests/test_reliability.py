@@ -335,12 +335,19 @@ def test_an_unusable_resume_checkpoint_is_set_aside_and_training_starts_at_step_
     torch.save({"bench": {"config": config}, "state_dict": model.state_dict(), "global_step": 3}, path)
     # a checkpoint written before resume counts were recorded: the first resume, nothing known lost
     assert usable_checkpoint(path, config, model) == ResumePoint(path, 3, resumes=1, lost_seconds=0.0)
-    torch.save({"bench": {"config": config, "resumes": 2, "lost_seconds": 5.0, "saved_at": 1000.0},
+    saved_at = time.time() + 100  # a later checkpoint than that resume: its counts win
+    torch.save({"bench": {"config": config, "resumes": 2, "lost_seconds": 5.0, "saved_at": saved_at},
                 "state_dict": model.state_dict(), "global_step": 3}, path)
     alive = path.with_name(path.name + ".alive")
     alive.touch()
-    os.utime(alive, (1012.5, 1012.5))  # the killed attempt trained 12.5 s past its checkpoint
-    assert usable_checkpoint(path, config, model) == ResumePoint(path, 3, resumes=3, lost_seconds=17.5)
+    os.utime(alive, (saved_at + 12.5, saved_at + 12.5))  # the killed attempt trained 12.5 s past it
+    point = usable_checkpoint(path, config, model)
+    assert (point.path, point.step, point.resumes, point.lost_seconds) == (path, 3, 3, pytest.approx(17.5, abs=1e-3))
+    # that resumed attempt is killed 4 s into training, before its own first checkpoint
+    since = json.loads(path.with_name(path.name + ".resumed").read_text())["since"]
+    os.utime(alive, (since + 4.0, since + 4.0))
+    point = usable_checkpoint(path, config, model)
+    assert (point.resumes, point.lost_seconds) == (4, pytest.approx(21.5, abs=1e-3))
 
 
 def test_the_replayed_loader_continues_the_same_batches_across_epochs():

@@ -8,19 +8,20 @@ the summed run time (records only; the sweep's own overhead between runs is not 
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
+
+from bench.results import load_records
 
 
 def facts(results: Path) -> list[str]:
     lines = ["| experiment | runs ok / failed | commit(s) | device | first start | last end | run time |",
              "|---|---|---|---|---|---|---|"]
-    for folder in sorted((results / "runs").iterdir()):
-        records = [json.loads(p.read_text()) for p in sorted(folder.glob("*/seed-*.json"))]
-        if not records:
-            continue
+    by_experiment: dict[str, list[dict]] = {}
+    for record in load_records(results):  # the one record reader (bench.results)
+        by_experiment.setdefault(record["experiment"], []).append(record)
+    for name, records in sorted(by_experiment.items()):
         env = [r.get("env", {}) for r in records]
         starts = [datetime.fromisoformat(e["started"]) for e in env if e.get("started")]
         ends = [datetime.fromisoformat(e["ended"]) for e in env if e.get("ended")]
@@ -28,7 +29,7 @@ def facts(results: Path) -> list[str]:
         ok = sum(r.get("status") == "ok" for r in records)
         commits = sorted({(e.get("git_commit") or "?")[:7] + ("+dirty" if e.get("git_dirty") else "") for e in env})
         devices = sorted({e.get("device", "?") for e in env})
-        lines.append(f"| {folder.name} | {ok} / {len(records) - ok} | {', '.join(commits)} | {'; '.join(devices)} | "
+        lines.append(f"| {name} | {ok} / {len(records) - ok} | {', '.join(commits)} | {'; '.join(devices)} | "
                      f"{min(starts):%Y-%m-%d %H:%M} | {max(ends):%H:%M} UTC | {seconds / 60:.1f} min |")
     return lines
 
