@@ -203,10 +203,10 @@ def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Modul
     # the counts so far: the checkpoint's, or those of an attempt that resumed from it and was killed
     # before its own first checkpoint; that attempt trained from `since` to its last heartbeat
     counts = {"resumes": 0, "lost_seconds": 0.0, **ckpt["bench"]}
-    since = counts.get("saved_at")
+    saved_at = since = counts.get("saved_at")
     try:
         resumed = json.loads(resumed_path(path).read_text())
-        if resumed["since"] > (since or 0.0):
+        if resumed["from_saved_at"] == saved_at:  # it resumed from this very checkpoint
             counts, since = resumed, resumed["since"]
     except (OSError, ValueError, KeyError, TypeError):  # none (or unreadable: the checkpoint's counts)
         pass
@@ -215,7 +215,8 @@ def usable_checkpoint(path: Path, config: dict[str, Any], module: torch.nn.Modul
     point = ResumePoint(path, int(ckpt["global_step"]), resumes=counts["resumes"] + 1,
                         lost_seconds=counts["lost_seconds"] + lost)
     atomic_write(resumed_path(path), lambda tmp: tmp.write_text(json.dumps(
-        {"resumes": point.resumes, "lost_seconds": point.lost_seconds, "since": time.time()})))
+        {"resumes": point.resumes, "lost_seconds": point.lost_seconds, "since": time.time(),
+         "from_saved_at": saved_at})))
     return point
 
 

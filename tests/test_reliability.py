@@ -335,7 +335,7 @@ def test_an_unusable_resume_checkpoint_is_set_aside_and_training_starts_at_step_
     torch.save({"bench": {"config": config}, "state_dict": model.state_dict(), "global_step": 3}, path)
     # a checkpoint written before resume counts were recorded: the first resume, nothing known lost
     assert usable_checkpoint(path, config, model) == ResumePoint(path, 3, resumes=1, lost_seconds=0.0)
-    saved_at = time.time() + 100  # a later checkpoint than that resume: its counts win
+    saved_at = 1000.0  # a later checkpoint, written by that resumed attempt: its counts win
     torch.save({"bench": {"config": config, "resumes": 2, "lost_seconds": 5.0, "saved_at": saved_at},
                 "state_dict": model.state_dict(), "global_step": 3}, path)
     alive = path.with_name(path.name + ".alive")
