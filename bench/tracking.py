@@ -103,6 +103,9 @@ class GuardedWandbLogger(WandbLogger):
     def __init__(self, guard: WandbGuard, **kwargs: Any):
         super().__init__(**kwargs)
         self._guard = guard
+        # Lightning always passes wandb.init(anonymous=None), and wandb warns on every run that the
+        # setting has no effect; leaving it out changes nothing else
+        getattr(self, "_wandb_init", {}).pop("anonymous", None)
 
     def _guarded(name: str):  # noqa: N805 - a decorator factory used in the class body
         def method(self, *args: Any, **kwargs: Any) -> Any:
