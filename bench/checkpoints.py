@@ -1,7 +1,8 @@
 """Trained weights of each run, kept beside the records so evaluation can be redone without training.
 
 ResultsDir.checkpoint (RESULTS_DIR/checkpoints/EXPERIMENT/VARIANT/seed-N.pt), written atomically,
-holds {"version", "knobs", "state_dict"} and "training" (what made the weights, bench.reuse): plain tensors and JSON types only, so
+holds {"version", "knobs", "state_dict"} and "training" (what made the weights, bench.reuse):
+plain tensors and JSON types only, so
 it loads with ``torch.load(weights_only=True)``. The folder is git-ignored (bulky); records and
 tables do not depend on it.
 """
@@ -22,30 +23,24 @@ from bench.models import build_model
 
 
 def save_checkpoint(path: Path, model: nn.Module, version: str, knobs: dict,
-                    training: dict | None = None) -> Path:
-    """``training``: the run's training identity (bench.reuse), so the weights can serve another
-    experiment's identical run."""
+                    training: dict | None = None) -> str:
+    """Write the run's weights atomically; the sha256 of the bytes written, which the record keeps
+    (twin reuse and crf-search check the file against it). ``training``: the run's training
+    identity (bench.reuse), so the weights can serve another experiment's identical run."""
     payload = {"version": version, "knobs": knobs, "state_dict": model.state_dict()}
     if training is not None:
         payload["training"] = training
     buffer = io.BytesIO()  # torch.save to a file path reports a full disk as a RuntimeError of its
     torch.save(payload, buffer)  # C++ writer; Python's own write raises the OSError that names it
-    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    data = buffer.getvalue()
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_checkpoint(path: Path) -> tuple[Any, str]:
     """(payload, sha256 of the file's bytes), the file read once; torch.load's errors pass through."""
     data = Path(path).read_bytes()
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 a record stores of the checkpoint its run wrote (bench.run)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def changed_since_record(path: Path, sha256: str | None, expected: str | None) -> str | None:

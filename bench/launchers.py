@@ -8,8 +8,8 @@ then builds the tables once, like a local sweep; with ``--no-wait`` it returns a
 the job ids and ``bench table EXPERIMENT`` builds the tables later from the records.
 
 A job that reaches its time limit or is preempted saves its training state when SLURM signals it
-(``--signal=USR2@90``, submitit's default: 90 s before the limit; preemption sends the same signal
-when the partition's PreemptMode is REQUEUE), requeues itself (``scontrol requeue``, submitit's
+(``--signal=USR2@90``, submitit's default: 90 s before the limit; at preemption SLURM sends it only
+with PreemptMode=REQUEUE and SlurmctldParameters=preempt_send_user_signal), requeues itself (``scontrol requeue``, submitit's
 checkpointing) and goes on from that step; the record counts the resumes (env.resumes). A run
 stopped more than MAX_REQUEUES times is recorded as failed. A job killed outright (out of memory,
 SIGKILL) leaves no record; running the same command again submits only the runs without a
@@ -23,7 +23,6 @@ Job scripts, logs and pickles go to ResultsDir.slurm (RESULTS_DIR/slurm/EXPERIME
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -231,6 +230,7 @@ STOP_GRACE_S = 5.0  # after one rank fails: how long the others get to end befor
 POLL_S = 0.2
 EXIT_BAD_INPUT = 2  # a rank met bad input (a BenchError): the sweep stops with its line, as in one process
 WANDB_MODE_FILE = "wandb-mode"  # rank 0's W&B mode after its run (bench.rank)
+SWEEP_PID_ENV = "BENCH_SWEEP_PID"  # the watching sweep, so a rank knows whom to die with (bench.rank)
 
 
 def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb: WandbGuard, accelerator: str, devices: int,
@@ -255,8 +255,9 @@ def run_ranks(cfg: RunConfig, results: ResultsDir, *, wandb: WandbGuard, acceler
     try:
         for local, rank in enumerate(global_ranks):
             env = {**os.environ, "MASTER_ADDR": address, "MASTER_PORT": str(port), "NODE_RANK": str(node),
-                   "LOCAL_RANK": str(local), "RANK": str(rank), "WORLD_SIZE": str(devices * num_nodes)}
-            procs.append(subprocess.Popen([*RANK_COMMAND, str(spec)], env=env, preexec_fn=_die_with_parent))
+                   "LOCAL_RANK": str(local), "RANK": str(rank), "WORLD_SIZE": str(devices * num_nodes),
+                   SWEEP_PID_ENV: str(os.getpid())}
+            procs.append(subprocess.Popen([*RANK_COMMAND, str(spec)], env=env))
         failed = _watch(procs)
     finally:
         _stop(procs)
@@ -303,15 +304,6 @@ def failed_run_record(cfg: RunConfig, results: ResultsDir, failed: Any, codes: d
     record["env"] = {**environment(torch.device("cpu")), "started": started, "ended": utc_now(),
                      "devices": devices, "num_nodes": num_nodes, "world_size": devices * num_nodes}
     return record
-
-
-def _die_with_parent() -> None:
-    """In a rank process before it starts: end with the sweep, even when the sweep is SIGKILLed
-    (Linux's PR_SET_PDEATHSIG), so no rank trains on unwatched."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the sweep's own stop still ends its ranks
-        pass
 
 
 def _watch(procs: list[subprocess.Popen]) -> list[int] | None:

@@ -14,21 +14,38 @@ SPEC is a JSON file: {"config": RunConfig dict, "results": dir, "wandb": mode, "
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
 from bench import distributed
 from bench.atomic import atomic_write
 from bench.errors import BenchError
-from bench.launchers import EXIT_BAD_INPUT, WANDB_MODE_FILE, record_rank_failure
+from bench.launchers import EXIT_BAD_INPUT, SWEEP_PID_ENV, WANDB_MODE_FILE, record_rank_failure
 from bench.results_dir import ResultsDir
 from bench.run import quiet_libraries, run_and_record
 from bench.run_config import RunConfig
 from bench.tracking import WandbGuard
 
 
+def die_with_parent() -> None:
+    """End with the sweep that started this rank, even when the sweep is SIGKILLed (Linux's
+    PR_SET_PDEATHSIG), so no rank trains on unwatched. Set here, not in the sweep's preexec_fn,
+    which is unsafe in a process with threads (torch's)."""
+    parent = int(os.environ.get(SWEEP_PID_ENV, os.getppid()))
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the sweep's own stop still ends its ranks
+        return
+    if os.getppid() != parent:  # the sweep died before the signal was set
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     cfg, results = RunConfig.from_dict(spec["config"]), ResultsDir(spec["results"])
     quiet_libraries()

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import distributed, reuse, tracking
-from bench.checkpoints import file_sha256, save_checkpoint
+from bench.checkpoints import save_checkpoint
 from bench.data.datamodule import SegmentationDataModule
 from bench.data.transforms import denormalize
 from bench.errors import BenchError
@@ -184,9 +184,8 @@ def _train_and_measure(cfg: RunConfig, results: ResultsDir, wandb: WandbGuard, a
     model = module.model  # the trained network (DDP's SyncBatchNorm reverted to BatchNorm)
     checkpoint_sha256 = None
     if trainer.is_global_zero:
-        checkpoint = save_checkpoint(results.checkpoint(cfg.experiment, cfg.variant, cfg.seed), model,
+        checkpoint_sha256 = save_checkpoint(results.checkpoint(cfg.experiment, cfg.variant, cfg.seed), model,
                                      cfg.version, cfg.knobs, training=reuse.training_identity(cfg))
-        checkpoint_sha256 = file_sha256(checkpoint)  # twin reuse and crf-search check the file against it
     model = module.model = eval_model(cfg, model)  # the network as evaluated (and timed)
     # every rank validates its own shard, no sample twice; the confusion matrix sums over ranks
     val_loader = distributed.unpadded_loader(datamodule.val_dataloader(), world=trainer.world_size,

@@ -301,7 +301,8 @@ def test_a_checkpoint_of_another_variant_is_one_line(tmp_path):
 
     small = {"head": "largefov", "width": 0.125, "num_classes": 21}
     other = {**small, "head": "aspp-s"}
-    path = save_checkpoint(tmp_path / "seed-0.pt", build_model("v2", **other), "v2", other)
+    path = tmp_path / "seed-0.pt"
+    save_checkpoint(path, build_model("v2", **other), "v2", other)
     with pytest.raises(BenchError, match="is of v2") as err:
         load_checkpoint(path, "v2", small)
     assert "\n" not in str(err.value)
