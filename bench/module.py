@@ -2,8 +2,9 @@
 
 The nn.Module is the science (bench/models); this holds the recipe: pixel-wise cross-entropy
 ignoring label 255, SGD with momentum and weight decay, the "poly" learning rate
-lr * (1 - step / max_steps) ** power (v2 Sec. 4.1, power 0.9), and mIoU on the validation split
-from an accumulated confusion matrix.
+lr * (1 - step / max_steps) ** power (v2 Sec. 4.1, power 0.9) or v1's "step" policy, the BN
+momentum or frozen BN of the recipe (bench.recipes), and mIoU on the validation split from an
+accumulated confusion matrix.
 """
 
 from __future__ import annotations
@@ -25,14 +26,32 @@ def poly_lr_factor(step: int, max_steps: int, power: float = 0.9) -> float:
     return max(0.0, 1.0 - step / max_steps) ** power
 
 
+def step_lr_factor(step: int, every: int, gamma: float = 0.1) -> float:
+    """v1's "step" policy (Sec. 5): the rate times gamma every ``every`` iterations."""
+    return gamma ** (step // every)
+
+
+LR_POLICIES = ("poly", "step")
+
+
 class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, *, num_classes: int, max_steps: int, lr: float,
                  momentum: float = 0.9, weight_decay: float = 5e-4, poly_power: float = 0.9,
-                 classifier_lr_mult: float = 1.0, ignore_index: int = 255,
-                 inference: dict[str, Any] | None = None, run_config: dict[str, Any] | None = None):
+                 classifier_lr_mult: float = 1.0, ignore_index: int = 255, lr_policy: str = "poly",
+                 lr_step: int | None = None, lr_gamma: float = 0.1, bn_momentum: float | None = None,
+                 freeze_bn: bool = False, inference: dict[str, Any] | None = None,
+                 run_config: dict[str, Any] | None = None):
         super().__init__()
+        if lr_policy not in LR_POLICIES or (lr_policy == "step" and not (lr_step or 0) >= 1):
+            raise ValueError(f"lr_policy {lr_policy!r} (lr_step {lr_step}) is not valid; valid: "
+                             "poly, or step with lr_step >= 1")
         self.model = model
         self.save_hyperparameters(ignore=["model"])
+        for bn in self._batch_norms():
+            if bn_momentum is not None:  # v3 Sec. 4.1: decay 0.9997, i.e. PyTorch momentum 0.0003
+                bn.momentum = bn_momentum
+            if freeze_bn:  # v2's released ResNet recipe: ImageNet statistics and affine, fixed
+                bn.requires_grad_(False)
         self.confusion = confusion_matrix_metric(num_classes, ignore_index)
         self.val_metrics: dict[str, Any] = {}
         self.curve: dict[str, list] = {"step": [], "miou": []}  # validations during fit (val_every)
@@ -40,6 +59,18 @@ class SegmentationModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+    def _batch_norms(self) -> list[nn.Module]:
+        return [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True):
+        """Lightning switches the module to training mode before each epoch; frozen BN
+        (freeze_bn) stays in eval mode, normalising with its fixed statistics."""
+        super().train(mode)
+        if mode and self.hparams.freeze_bn:
+            for bn in self._batch_norms():
+                bn.eval()
+        return self
 
     def loss(self, output, masks: torch.Tensor) -> torch.Tensor:
         """Cross-entropy ignoring 255; for v2 MSC (a dict in training) the sum over the fused
@@ -92,6 +123,9 @@ class SegmentationModule(pl.LightningModule):
         if classifier:
             groups.append({"params": classifier, "lr": hp.lr * hp.classifier_lr_mult})
         optimizer = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: poly_lr_factor(step, hp.max_steps, hp.poly_power))
+        if hp.lr_policy == "step":
+            factor = lambda step: step_lr_factor(step, hp.lr_step, hp.lr_gamma)
+        else:
+            factor = lambda step: poly_lr_factor(step, hp.max_steps, hp.poly_power)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

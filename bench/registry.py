@@ -13,11 +13,12 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.data.spec import num_classes_of
+from bench.data.spec import num_classes_of, parse_data_spec
 from bench.errors import BenchError
 from bench.evaluation.inference import Inference
 from bench.models.config import make_config
-from bench.run_config import Protocol, protocol_for
+from bench.recipes import protocol_for
+from bench.run_config import Protocol
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,12 @@ def resolve_variant(experiment: Experiment, variant: Variant, scale: str,
                     data: str = "synthetic") -> tuple[str, Protocol, dict[str, Any]]:
     """(version, protocol, validated model knobs) of a variant at a scale: the scale's width and
     model knobs, overridden by the experiment's fixed knobs and the variant's own; num_classes
-    from the data spec (21 synthetic and VOC, 19 Cityscapes)."""
+    from the data spec (21 synthetic and VOC, 19 Cityscapes); the protocol from the scale, the
+    version, the dataset and the backbone (bench.recipes)."""
     version = experiment.version_of(variant)
-    protocol = protocol_for(scale, version)
+    # v2 trains VGG-16 and ResNet with different recipes; Cityscapes has its own (bench.recipes)
+    backbone = experiment.knobs_of(variant).get("backbone")
+    protocol = protocol_for(scale, version, parse_data_spec(data)[0], backbone)
     knobs = {"width": protocol.width, "num_classes": num_classes_of(data), **protocol.model_knobs,
              **experiment.knobs_of(variant)}
     try:

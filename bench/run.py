@@ -53,7 +53,7 @@ def datamodule_of(cfg: RunConfig, world: int = 1) -> SegmentationDataModule:
     return SegmentationDataModule(cfg.data, data_seed=cfg.data_seed, image_size=p.crop_size,
                                   batch_size=distributed.per_device_batch(p.batch_size, world),
                                   num_train=p.num_train, num_val=p.num_val,
-                                  num_workers=p.num_workers)
+                                  num_workers=p.num_workers, scale_range=p.scale_range)
 
 
 def eval_model(cfg: RunConfig, model):
@@ -137,6 +137,8 @@ def _train_and_measure(cfg: RunConfig, results: ResultsDir, wandb: WandbGuard, a
     module = SegmentationModule(model, num_classes=cfg.knobs["num_classes"], max_steps=p.max_steps,
                                 lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay,
                                 poly_power=p.poly_power, classifier_lr_mult=p.classifier_lr_mult,
+                                lr_policy=p.lr_policy, lr_step=p.lr_step, lr_gamma=p.lr_gamma,
+                                bn_momentum=p.bn_momentum, freeze_bn=p.freeze_bn,
                                 inference=cfg.inference, run_config=cfg.to_dict())
     logger = tracking.run_logger(cfg, results, wandb)
     resume = resume_path(results, cfg.run_key())

@@ -18,7 +18,8 @@ def test_amp_run_trains_and_records_bf16(tmp_path):
 
 
 def test_records_without_a_precision_field_read_as_fp32():
-    from bench.run_config import TINY, RunConfig
+    from bench.recipes import TINY
+    from bench.run_config import RunConfig
 
     cfg = RunConfig(experiment="e", variant="v", seed=0, scale="tiny", data="synthetic",
                     version="v2", protocol=TINY)

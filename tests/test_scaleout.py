@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from bench import distributed
-from bench.run_config import TINY_VGG
+from bench.recipes import TINY_VGG
 from bench.data.datamodule import SegmentationDataModule
 from bench.errors import BenchError
 from bench.launchers import RunJob, SlurmOptions, executor_for
@@ -81,7 +81,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from bench import distributed
-from bench.run_config import TINY_VGG
+from bench.recipes import TINY_VGG
 from bench.data.datamodule import SegmentationDataModule
 from bench.models import build_model
 from bench.module import SegmentationModule

@@ -11,7 +11,7 @@ Data specs (``bench run --data SPEC``):
 - ``voc:PATH``: PASCAL VOC 2012 (voc.py), trainaug when SBD's SegmentationClassAug is there;
   21 classes.
 - ``cityscapes:PATH``: Cityscapes fine (cityscapes.py), the 19 benchmark classes.
-Real data trains on random scale 0.5-2.0 + crop of the crop size + flip and is evaluated on whole
+Real data trains on a random scale (the recipe's, 0.5-2.0 by default; none for the VGG recipes) + crop of the crop size + flip and is evaluated on whole
 images padded to one size per split (transforms.py). Splits: train, val (the official val list,
 as the papers report) and holdout (NUM_HOLDOUT images for the CRF search: synthetic has its own
 split; real data takes NUM_HOLDOUT val images evenly spaced through the sorted list, so they
@@ -108,7 +108,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def __init__(self, spec: str = "synthetic", *, data_seed: int = 0, image_size: int = 128,
                  batch_size: int = 8, num_train: int = 1000, num_val: int = 200,
-                 num_workers: int | None = None):
+                 num_workers: int | None = None, scale_range: tuple[float, float] | None = transforms.SCALE_RANGE):
         super().__init__()
         self.kind, self.path = parse_data_spec(spec)
         if num_workers is None:
@@ -139,6 +139,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.num_train = num_train
         self.num_val = num_val
         self.num_workers = num_workers
+        self.scale_range = tuple(scale_range) if scale_range is not None else None
         self.num_classes = num_classes
         self.ignore_index = synthetic.IGNORE_INDEX
         self.class_names = class_names
@@ -193,7 +194,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             return SegmentationArrays(images, masks, flip=split == "train")
         files = self.files
         if split == "train":
-            samples, transform = files.train, transforms.train_transform(self.image_size)
+            samples, transform = files.train, transforms.train_transform(self.image_size, self.scale_range)
         else:
             samples = files.val
             if split == "holdout":

@@ -70,10 +70,11 @@ def _to_normalised_float() -> list[v2.Transform]:
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
-def train_transform(crop_size: int, scale_range: tuple[float, float] = SCALE_RANGE) -> v2.Compose:
-    """Random scale, pad + random crop to crop_size, flip, normalise (see the module docstring)."""
+def train_transform(crop_size: int, scale_range: tuple[float, float] | None = SCALE_RANGE) -> v2.Compose:
+    """Random scale, pad + random crop to crop_size, flip, normalise (see the module docstring).
+    ``scale_range`` None leaves out the scaling (v1/v2 VGG recipes: crop and flip only)."""
     return v2.Compose([
-        RandomScale(scale_range),
+        *([RandomScale(scale_range)] if scale_range is not None else []),
         v2.RandomCrop(crop_size, pad_if_needed=True, fill=_fill()),
         v2.RandomHorizontalFlip(),
         *_to_normalised_float(),
