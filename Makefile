@@ -9,7 +9,7 @@ EXPERIMENTS := ablation-fov ablation-kernel ablation-dilation ablation-msc ablat
                ablation-image-pooling ablation-multigrid ablation-output-stride ablation-crf \
                ablation-decoder versions
 
-.PHONY: install test test-extra tables bench ablations $(EXPERIMENTS) list clean
+.PHONY: install test test-extra tables bench bench-peers paper-smoke ablations $(EXPERIMENTS) list clean
 
 install: $(STAMP)
 
@@ -29,9 +29,21 @@ test: install
 test-extra: install
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -m extra
 
-# Benchmarks measured side by side in one run -> results/bench.md, results/bench.csv
+# Benchmarks measured side by side in one run -> results/bench.md, results/bench.csv; then the
+# peers (segmentation-models-pytorch, in the test extra that install installs) -> results/bench-peers.md
 bench: install
 	$(BIN)/python tools/benchmarks.py --out results
+	$(BIN)/python tools/peers.py --out results
+
+# Only the peers: our v3 / v3+ beside smp's DeepLabV3 / DeepLabV3Plus -> results/bench-peers.md, .csv
+bench-peers: install
+	$(BIN)/python tools/peers.py --out results
+
+# Every experiment at --scale paper, full-size networks and crops, on this CPU: a generated VOC tree
+# (500x375 images) served on 127.0.0.1 and prepared by `bench data prepare`, a seeded ImageNet
+# weights cache, 2 steps at batch 2, 4 val images, CRF, records, tables (tools/paper_smoke.py)
+paper-smoke: install
+	$(BIN)/python tools/paper_smoke.py
 
 list: install
 	$(BIN)/bench list

@@ -19,7 +19,8 @@ from bench.models import build_model, receptive_field
 from bench.registry import experiments, get_experiment, resolve_variant
 from bench.report import write_document
 from bench.results_dir import ResultsDir
-from bench.run_config import SCALES, protocol_for
+from bench.recipes import protocol_for, protocols_markdown
+from bench.run_config import SCALES
 from bench.tables import write_tables
 
 DEFAULT_RESULTS = Path("results")
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--val-every", type=int, default=None, metavar="N",
                      help="also validate every N training steps: a learning curve in the record, "
                           "W&B and EXPERIMENT-curve.png (training is unchanged)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (bench plan: recipe, weights, cost, time estimate) and train nothing")
     run.add_argument("--smoke", action="store_true",
                      help="check that every stage runs: 2 steps, 8 val images, 2 fps iterations (numbers meaningless)")
     run.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
@@ -101,7 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-output-stride", type=int, default=None, choices=(8, 16, 32),
                      help="evaluate v3/v3+ at another output stride than training's (v3: train 16, eval 8)")
     run.add_argument("--backbone-weights", default=None, metavar="PATH",
-                     help="ImageNet backbone state dict to fine-tune from (width 1, i.e. --scale paper)")
+                     help="trunk weights to start from: absent = the scale's (paper: ImageNet via torchvision/timm, "
+                          "tiny: from scratch); none = from scratch; vgg16=PATH,resnet101=none = per backbone "
+                          "(vgg16, resnet50, resnet101, xception65)")
+
+    plan = sub.add_parser("plan", help="what a run would cost, before any GPU is spent: per run the recipe, "
+                                       "the weights it starts from, images, FLOPs and an estimated time")
+    plan.add_argument("experiment")
+    plan.add_argument("--scale", default="tiny", choices=SCALES)
+    plan.add_argument("--data", default="synthetic", help="synthetic (default), voc:PATH or cityscapes:PATH")
+    plan.add_argument("--variants", type=_variants, default=None)
+    plan.add_argument("--seeds", type=int, default=None)
+    plan.add_argument("--devices", type=int, default=1, metavar="N", help="devices per run (time divided by N)")
+    plan.add_argument("--backbone-weights", default=None, metavar="SPEC", help="as for bench run")
+    plan.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
+                      help="where bench.csv / bench-gpu.csv (the measured rates) are")
 
     describe = sub.add_parser("describe", help="per variant, without training: params, GFLOPs, receptive field, knobs")
     describe.add_argument("experiment")
@@ -130,12 +147,62 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("pred_dir", type=Path)
     score.add_argument("gt_dir", type=Path)
     score.add_argument("--num-classes", type=int, required=True)
+    sub.add_parser("protocols", help="every scale's training recipe per version and dataset, with sources "
+                                     "(Markdown; docs/protocols.md is this)")
     stats = sub.add_parser("data-stats", help="class frequencies and object sizes of the synthetic data")
     stats.add_argument("--split", default="train")
     stats.add_argument("--images", type=int, default=1000)
     stats.add_argument("--size", type=int, default=128)
     stats.add_argument("--seed", type=int, default=0)
+    add_data_parser(sub)
     return parser
+
+
+def add_data_parser(sub) -> None:
+    """bench data prepare voc|cityscapes ROOT [...], bench data check SPEC."""
+    data = sub.add_parser("data", help="download and prepare VOC 2012 + SBD trainaug or Cityscapes, or check a tree")
+    action = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    prepare = action.add_parser("prepare", help="download (VOC + SBD) or extract (Cityscapes) into ROOT, then check it")
+    prepare.add_argument("dataset", choices=("voc", "cityscapes"))
+    prepare.add_argument("root", type=Path, help="voc: ROOT/VOC2012 is made; cityscapes: the folder with the zips")
+    source = prepare.add_mutually_exclusive_group()
+    source.add_argument("--mirror", metavar="URL", help="voc: fetch the official file names from this base URL")
+    source.add_argument("--sources", type=Path, metavar="FILE",
+                        help='voc: JSON {"voc2012": {"url": URL, "md5": MD5}, "sbd": {...}} naming other archives')
+    prepare.add_argument("--keep-downloads", action="store_true", help="voc: keep the archives in ROOT/downloads")
+    check = action.add_parser("check", help="every list, count, image and label file of a tree; one line per problem")
+    check.add_argument("spec", help="voc:PATH or cityscapes:PATH")
+
+
+def cmd_protocols(args) -> int:
+    print(protocols_markdown(), end="")
+    return 0
+
+
+def cmd_data(args) -> int:
+    """Prepare or check a data tree: its problems one line each on stderr (exit 2), else one line."""
+    # imported here: downloading and converting need urllib, tarfile and scipy, no other command does
+    from bench.data.check import check
+    from bench.data.prepare import prepare_cityscapes, prepare_voc
+
+    if args.action == "check":
+        spec, report = args.spec, check(args.spec)
+    elif args.dataset == "voc":
+        spec = f"voc:{args.root}"
+        report = prepare_voc(args.root, mirror=args.mirror, sources=args.sources, keep_downloads=args.keep_downloads)
+    elif args.mirror or args.sources:
+        raise BenchError("--mirror and --sources are for voc; Cityscapes needs a login, so its zips are put in ROOT by hand")
+    else:
+        spec, report = f"cityscapes:{args.root}", prepare_cityscapes(args.root)
+    limit = 50  # 10,582 unreadable trainaug labels are 51 lines, not 10,582
+    for line in report.problems[:limit]:
+        print(line, file=sys.stderr)
+    if len(report.problems) > limit:
+        print(f"... and {len(report.problems) - limit:,} more problems", file=sys.stderr)
+    if report.problems:
+        return 2
+    print(f"{spec}: {report.summary}")
+    return 0
 
 
 def cmd_data_stats(args) -> int:
@@ -171,12 +238,32 @@ def _slurm_options(args):
                         cpus_per_task=args.slurm_cpus_per_task)
 
 
+def cmd_plan(args) -> int:
+    from bench import plan, trunks  # imported here: the planner imports the sweep's planning, and Lightning with it
+    from bench.runner import plan_runs  # imported here: Lightning (see cmd_run)
+
+    if args.devices < 1:
+        raise BenchError(f"--devices must be at least 1, got {args.devices}")
+    experiment = get_experiment(args.experiment)
+    # bench run --dry-run plans what that run would do: its step, lr, validation and smoke options too
+    run_options = {k: getattr(args, k, None) for k in ("max_steps", "lr", "num_val", "seed")}
+    configs = plan_runs(experiment, scale=args.scale, data=args.data, seeds=args.seeds, variants=args.variants,
+                        backbone_weights=args.backbone_weights, results_dir=args.results_dir,
+                        smoke=getattr(args, "smoke", False), fetch_weights=False, **run_options)
+    for cfg in configs:  # weights neither cached nor downloadable: the run's one line, now
+        trunks.check_obtainable(cfg)
+    print(plan.render(plan.plan(configs, args.results_dir, devices=args.devices), devices=args.devices))
+    return 0
+
+
 def cmd_run(args) -> int:
     # imported here, not at the top: the training stack (Lightning) takes seconds to import, and
     # `bench table`, `describe` and `list` must not need it
     from bench.run import quiet_libraries
     from bench.runner import run_experiment
 
+    if args.dry_run:
+        return cmd_plan(args)
     experiment = get_experiment(args.experiment)
     quiet_libraries()
     result = run_experiment(experiment, results_dir=args.results_dir, scale=args.scale, data=args.data,
@@ -333,8 +420,8 @@ def cmd_crf_search(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
-            "score": cmd_score, "sweep": cmd_sweep, "data-stats": cmd_data_stats}
+COMMANDS = {"plan": cmd_plan, "list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
+            "score": cmd_score, "sweep": cmd_sweep, "data-stats": cmd_data_stats, "data": cmd_data, "protocols": cmd_protocols}
 
 
 def _end_progress_bars() -> None:

@@ -39,7 +39,9 @@ TRAINING_FIELDS = ("version", "knobs", "protocol", "data", "data_seed", "seed", 
 
 
 def training_identity(cfg: RunConfig) -> dict[str, Any]:
-    config = cfg.to_dict()
+    """The TRAINING_FIELDS of the run's identity (run_key: the starting weights by name and
+    sha256, not by where this machine keeps the file)."""
+    config = cfg.run_key()
     return {name: config[name] for name in TRAINING_FIELDS}
 
 

@@ -24,7 +24,7 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 import torch
 from tqdm.auto import tqdm
 
-from bench import distributed, reuse, tracking
+from bench import distributed, reuse, tracking, trunks
 from bench.checkpoints import save_checkpoint
 from bench.data.datamodule import SegmentationDataModule
 from bench.data.transforms import denormalize
@@ -63,13 +63,16 @@ def eval_model(cfg: RunConfig, model):
 
 
 def initial_model(cfg: RunConfig):
-    """The variant's network, with ImageNet backbone weights when the run asks for them."""
+    """The variant's network, starting from the trunk weights its config names (bench.trunks:
+    read through torchvision's / timm's cache, the file's sha256 checked) or from scratch."""
     model = build_model(cfg.version, **cfg.knobs)
-    if cfg.backbone_weights is not None:
+    weights = cfg.backbone_weights
+    if weights is not None:
+        state = trunks.state_dict_of(weights)
         try:
-            load_backbone_weights(model, cfg.backbone_weights)
+            load_backbone_weights(model, state)
         except ValueError as err:
-            raise BenchError(f"--backbone-weights {cfg.backbone_weights}: {err}") from err
+            raise BenchError(f"{weights['backbone']} weights {weights['name']}: {err}") from err
     return model
 
 

@@ -49,6 +49,7 @@ class Protocol:
 
 SMOKE_STEPS = 2  # bench run --smoke
 SMOKE_VAL = 8
+PAPER_SMOKE_BATCH, PAPER_SMOKE_VAL = 2, 4  # make paper-smoke: full-size networks on this CPU
 
 
 # Fields that records written by earlier versions hold and that no longer identify a run: a
@@ -102,10 +103,13 @@ class RunConfig:
 
     def as_smoke(self) -> "RunConfig":
         """The smoke mode (STYLE.md, big_vision's runlocal): every stage runs, on as little as
-        possible - 2 training steps, 8 validation images, 1 + 2 fps forwards. Numbers are
-        meaningless; the protocol in the record says so."""
-        return replace(self, protocol=replace(self.protocol, max_steps=SMOKE_STEPS, num_val=SMOKE_VAL,
-                                              fps_warmup=1, fps_iters=2))
+        possible - 2 training steps, 8 validation images, 1 + 2 fps forwards; at the paper scale
+        (full-size networks and crops, on a CPU if need be) batch 2 and 4 validation images.
+        Numbers are meaningless; the protocol in the record says so."""
+        small = dict(max_steps=SMOKE_STEPS, num_val=SMOKE_VAL, fps_warmup=1, fps_iters=2)
+        if self.scale == "paper":
+            small.update(batch_size=min(self.protocol.batch_size, PAPER_SMOKE_BATCH), num_val=PAPER_SMOKE_VAL)
+        return replace(self, protocol=replace(self.protocol, **small))
 
     def with_precision(self, amp: bool) -> "RunConfig":
         return replace(self, precision="bf16-mixed") if amp else self

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from bench import claims, distributed, launchers, tracking
+from bench import claims, distributed, launchers, tracking, trunks
 from bench.crf_tuning import tuned_crf_params
 from bench.errors import BenchError
 from bench.registry import Experiment, check_inference, resolve_variant
@@ -50,12 +50,17 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
               results_dir: str | Path | ResultsDir = Path("results"), backbone_weights: str | None = None,
               inference: dict[str, Any] | None = None, seed: int | None = None,
               num_val: int | None = None, smoke: bool = False, lr: float | None = None,
-              amp: bool = False, val_every: int | None = None) -> list[RunConfig]:
+              amp: bool = False, val_every: int | None = None, fetch_weights: bool = True) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
 
     ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
     sweep trial). ``num_val`` evaluates on the first N validation images; ``smoke`` runs every
     stage on as little as possible (RunConfig.as_smoke; ``max_steps`` and ``num_val`` still win).
+    ``backbone_weights`` is the ``--backbone-weights`` spec (bench.trunks.parse_spec; None: each
+    scale's own trunk weights). Every run's trunk file is fetched (downloaded through torchvision /
+    timm where missing) and each distinct file loaded once into a network that uses it, so a
+    missing or unfitting file is one BenchError before anything runs. ``fetch_weights=False``
+    (a plan to show) downloads and loads nothing: an uncached file has sha256 and path None.
     """
     results = ResultsDir.of(results_dir)
     selected = experiment.select(variants)
@@ -71,10 +76,7 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
         raise BenchError(f"--val-every must be at least 1 (training steps between validations), got {val_every}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise BenchError(f"--lr must be a positive number, got {lr}")
-    if backbone_weights is not None:
-        if not Path(backbone_weights).is_file():
-            raise BenchError(f"--backbone-weights {backbone_weights}: no such file")
-        backbone_weights = str(Path(backbone_weights).resolve())
+    weights_spec = trunks.parse_spec(backbone_weights)  # malformed, unknown backbone, no such file: here
     configs = []
     for variant in selected:
         version, protocol, knobs = resolve_variant(experiment, variant, scale, data=data)
@@ -86,15 +88,28 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
             cfg = RunConfig(experiment=experiment.name, variant=variant.name, seed=run_seed,
                             scale=scale, data=data, version=version, knobs=knobs, protocol=protocol,
                             crf=experiment.crf, crf_params=tuned_crf_params(results, experiment.name, variant.name),
-                            backbone_weights=backbone_weights, inference=strategy)
+                            inference=strategy)
             cfg = cfg.as_smoke() if smoke else cfg
             configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_precision(amp)
                            .with_val_every(val_every))
-    for cfg in configs[:1]:  # a bad --data spec or weights file fails here, before anything runs
+    for cfg in configs[:1]:  # a bad --data spec fails here, before anything runs or is downloaded
         datamodule_of(cfg)
-        if backbone_weights is not None:
+    return _with_trunk_weights(configs, weights_spec, fetch=fetch_weights)
+
+
+def _with_trunk_weights(configs: list[RunConfig], spec: trunks.WeightsSpec, fetch: bool) -> list[RunConfig]:
+    """Each run with the trunk weights it starts from (bench.trunks.resolve). When fetching, every
+    distinct file is loaded once into the first network that uses it: a file that does not fit
+    its backbone (or the width) is one line here, not a failed run later."""
+    resolved = [replace(cfg, backbone_weights=trunks.resolve(cfg.scale, cfg.version, cfg.knobs, spec, fetch=fetch))
+                for cfg in configs]
+    checked = set()
+    for cfg in resolved:
+        weights = cfg.backbone_weights
+        if fetch and weights is not None and (weights["backbone"], weights["sha256"]) not in checked:
+            checked.add((weights["backbone"], weights["sha256"]))
             initial_model(cfg)
-    return configs
+    return resolved
 
 
 def is_finished(record: dict[str, Any] | None, cfg: RunConfig) -> bool:

@@ -86,7 +86,9 @@ def test_list_shows_ablation_aspp():
     (["run", "ablation-aspp", "--data", "imagenet"], "synthetic"),
     (["run", "ablation-aspp", "--seeds", "0"], "--seeds must be at least 1"),
     (["table", "ablation-aspp", "--results-dir", "/nonexistent/results"], "no records of ablation-aspp"),
-    (["run", "ablation-aspp", "--backbone-weights", "/nonexistent/vgg16.pth"], "no such file"),
+    (["run", "ablation-aspp", "--backbone-weights", "vgg16=/nonexistent/vgg16.pth"], "no such file"),
+    (["run", "ablation-aspp", "--backbone-weights", "vgg19=w.pth"], "unknown backbone 'vgg19'; valid:"),
+    (["run", "ablation-aspp", "--backbone-weights", "w.pth"], "'w.pth' is not BACKBONE=PATH"),
     (["run", "ablation-aspp", "--max-steps", "0"], "--max-steps must be at least 1"),
     (["run", "ablation-aspp", "--val-every", "0"], "--val-every must be at least 1"),
     # caught by argparse: one line too, the usage stays under --help
@@ -134,7 +136,7 @@ def test_imagenet_weights_at_the_tiny_width_are_refused_before_anything_runs(tmp
 
     weights = tmp_path / "vgg16_bn.pth"
     torch.save(vgg16_bn(weights=None).state_dict(), weights)
-    proc = bench("run", "ablation-aspp", "--backbone-weights", str(weights), "--results-dir",
+    proc = bench("run", "ablation-aspp", "--backbone-weights", f"vgg16={weights}", "--results-dir",
                  str(tmp_path / "results"), cwd=tmp_path)
     assert proc.returncode == 2 and "width" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

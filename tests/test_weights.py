@@ -1,12 +1,12 @@
-"""ImageNet backbone weights from a local file (the papers fine-tune from them); never the network.
+"""ImageNet backbone weights from a state dict into our networks (the papers fine-tune from them).
 
-The files are torchvision's / timm's randomly initialised networks saved by the tests themselves:
-what matters is where every tensor lands, not what it holds.
+The files are torchvision's / timm's networks with random values, written by the tests themselves
+(tests/conftest.py, once per session): what matters is where every tensor lands, not what it holds.
+Where the files come from (torchvision's and timm's caches) is tests/test_trunks.py.
 """
 
 import pytest
 import torch
-import torchvision
 
 from bench.models import build_model, load_backbone_weights
 
@@ -19,21 +19,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _save(tmp_path_factory, name, module):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / f"{name}.pth"
-    torch.save(module.state_dict(), path)
-    return path
+@pytest.fixture(scope="module")
+def vgg16_file(torch_home):
+    return torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth"
 
 
 @pytest.fixture(scope="module")
-def vgg16_file(tmp_path_factory):
-    return _save(tmp_path_factory, "vgg16", torchvision.models.vgg16(weights=None))
-
-
-@pytest.fixture(scope="module")
-def resnet101_file(tmp_path_factory):
-    return _save(tmp_path_factory, "resnet101", torchvision.models.resnet101(weights=None))
+def resnet101_file(torch_home):
+    return torch_home / "hub" / "checkpoints" / "resnet101-63fe2227.pth"
 
 
 # -- VGG-16: conv layers unchanged, fc6/fc7 by decimation (v1 Sec. 3.2) --------------------------

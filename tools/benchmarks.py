@@ -189,6 +189,21 @@ def flagships() -> dict[str, tuple[str, dict]]:
     return rows
 
 
+def calibrate_batch_norms(model: torch.nn.Module, size: int, batches: int = 2) -> torch.nn.Module:
+    """Give a randomly initialised model's BN running statistics that normalise, as trained weights
+    have (fresh ones, mean 0 and var 1, let activations grow through 101 layers and make any
+    difference look large): ``batches`` training-mode forwards of 2 random ``size`` x ``size``
+    images, averaged. Returns the model in eval mode."""
+    for bn in model.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.randn(2, 3, size, size))
+    return model.eval()
+
+
 def _timed(model, size: int, warmup: int, iters: int, *, channels_last: bool = False) -> dict:
     return measure_fps(model, (size, size), warmup=warmup, iters=iters, channels_last=channels_last)
 
@@ -202,16 +217,8 @@ def torchvision_comparison(size: int, warmup: int, iters: int) -> tuple[list[dic
     from bench.models.torchvision_port import TORCHVISION_DEEPLABV3_KNOBS, load_torchvision_deeplabv3
 
     torch.manual_seed(0)
-    reference = deeplabv3_resnet101(weights=None, weights_backbone=None, aux_loss=False)
-    # Give BN running statistics that normalise, as trained weights have (fresh ones, mean 0 and
-    # var 1, let activations grow through 101 layers and make any difference look large).
-    for bn in reference.modules():
-        if isinstance(bn, torch.nn.BatchNorm2d):
-            bn.momentum = None  # cumulative average over the calibration batches
-    with torch.no_grad():
-        for _ in range(2):
-            reference(torch.randn(2, 3, min(size, 129), min(size, 129)))
-    reference.eval()
+    reference = calibrate_batch_norms(deeplabv3_resnet101(weights=None, weights_backbone=None, aux_loss=False),
+                                      min(size, 129))
     ours = load_torchvision_deeplabv3(build_model("v3", **TORCHVISION_DEEPLABV3_KNOBS, num_classes=21),
                                       reference.state_dict()).eval()
     fast = optimize_for_inference(ours)
@@ -414,16 +421,14 @@ def write(rows: list[dict], out: Path, *, smoke: bool) -> None:
     frame = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "bench.csv", index=False)
-    git = git_state()
-    header = (f"# make bench\n\nMachine: {device_name(torch.device('cpu'))}, {platform.node()}; torch "
-              f"{torch.__version__}, {torch.get_num_threads()} threads; date {utc_now()}; commit "
-              f"{(git['git_commit'] or '?')[:7]}{' (dirty)' if git['git_dirty'] else ''}"
-              f"{'; SMOKE sizes, not a measurement' if smoke else ''}.\n\n"
+    header = (f"# make bench\n\n{provenance(smoke=smoke)}\n\n"
               "fps: batch 1, median of the timed iterations after warm-up, inference mode (bench's "
               "speed protocol); 'folded' = BN folded into convs + channels-last (bench.models.fuse); "
               "GEMM fraction = GFLOPs x the faster fps / the machine's limit. GFLOPs count every tap of a "
               "dilated conv, also those that fall on zero padding, which oneDNN skips; with large rates "
-              "on small maps (ASPP at 513 px) a fraction above 1 is that, not a faster-than-peak machine.\n\n")
+              "on small maps (ASPP at 513 px) a fraction above 1 is that, not a faster-than-peak machine.\n\n"
+              "Peers: our v3 and v3+ beside segmentation-models-pytorch's DeepLabV3 and DeepLabV3Plus, like for "
+              "like, in [bench-peers.md](bench-peers.md) (tools/peers.py; `make bench-peers` reruns it alone).\n\n")
     lines = ["| benchmark | value | unit |", "|---|---:|---|"]
     lines += [f"| {r['benchmark']} | {_fmt(r['value'])} | {r['unit']} |" for r in rows if "params_m" not in r]
     models = [r for r in rows if "params_m" in r]
@@ -434,6 +439,15 @@ def write(rows: list[dict], out: Path, *, smoke: bool) -> None:
                   f"({r['fps_iqr']:.2f}) | {_fmt(r['fps_folded'])} | {r['gemm_fraction']:.2f} |" for r in models]
     (out / "bench.md").write_text(header + "\n".join(lines) + "\n")
     print(header + "\n".join(lines))
+
+
+def provenance(*, smoke: bool) -> str:
+    """The line under a benchmark table's title: machine, torch, threads, date, commit."""
+    git = git_state()
+    return (f"Machine: {device_name(torch.device('cpu'))}, {platform.node()}; torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads; date {utc_now()}; commit "
+            f"{(git['git_commit'] or '?')[:7]}{' (dirty)' if git['git_dirty'] else ''}"
+            f"{'; SMOKE sizes, not a measurement' if smoke else ''}.")
 
 
 def _fmt(value: float | None) -> str:

@@ -23,8 +23,15 @@ CITYSCAPES_CLASSES = (
 ID_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
                   24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
 NUM_LABEL_IDS = 34  # 0 unlabeled .. 33 bicycle; license plate (-1) is not written to the PNGs
+LABEL_TABLE = label_table({i: ID_TO_TRAIN_ID.get(i, 255) for i in range(NUM_LABEL_IDS)})
+VALID_RAW = "label IDs 0..33 and 255"
 LAYOUT = ("leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and "
           "gtFine/{train,val}/CITY/*_gtFine_labelIds.png")
+
+
+def label_path(root: Path, split: str, image: Path) -> Path:
+    """gtFine/SPLIT/CITY/STEM_gtFine_labelIds.png of leftImg8bit/SPLIT/CITY/STEM_leftImg8bit.png."""
+    return root / "gtFine" / split / image.parent.name / image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
 
 
 def _split(root: Path, split: str) -> tuple[Sample, ...]:
@@ -34,9 +41,7 @@ def _split(root: Path, split: str) -> tuple[Sample, ...]:
     images = sorted(folder.glob("*/*_leftImg8bit.png"))
     if not images:
         raise BenchError(f"{folder}: no CITY/*_leftImg8bit.png images; expected {LAYOUT}")
-    return tuple(Sample(img, root / "gtFine" / split / img.parent.name /
-                        img.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png"))
-                 for img in images)
+    return tuple(Sample(img, label_path(root, split, img)) for img in images)
 
 
 def index(path: str) -> FileSplits:
@@ -50,6 +55,5 @@ def index(path: str) -> FileSplits:
     train, val = _split(root, "train"), _split(root, "val")
     check_files(train, "Cityscapes train")
     check_files(val, "Cityscapes val")
-    table = label_table({i: ID_TO_TRAIN_ID.get(i, 255) for i in range(NUM_LABEL_IDS)})
-    return FileSplits(name="Cityscapes fine", train=train, val=val, label_table=table,
-                      class_names=CITYSCAPES_CLASSES, valid_raw="label IDs 0..33 and 255")
+    return FileSplits(name="Cityscapes fine", train=train, val=val, label_table=LABEL_TABLE,
+                      class_names=CITYSCAPES_CLASSES, valid_raw=VALID_RAW)

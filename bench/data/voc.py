@@ -26,6 +26,9 @@ VOC_CLASSES = (
     "train", "tvmonitor",
 )
 AUG_LISTS = ("train_aug.txt", "trainaug.txt")
+AUG_DIR = "SegmentationClassAug"
+LABEL_TABLE = label_table({c: c for c in range(len(VOC_CLASSES))})
+VALID_RAW = "0..20 and 255 (void)"
 LAYOUT = "VOCdevkit or VOCdevkit/VOC2012 with JPEGImages, SegmentationClass, ImageSets/Segmentation"
 
 
@@ -50,31 +53,33 @@ def read_ids(path: Path) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def sample(root: Path, image_id: str, masks: str = "SegmentationClass") -> Sample:
+    """The image and label file of an ID: JPEGImages/ID.jpg and MASKS/ID.png in the VOC2012 folder."""
+    return Sample(root / "JPEGImages" / f"{image_id}.jpg", root / masks / f"{image_id}.png")
+
+
 def index(path: str) -> FileSplits:
     """Train (trainaug when present) and val samples; every listed file checked to exist."""
     root = find_root(path)
     lists = root / "ImageSets" / "Segmentation"
     val_ids = sorted(read_ids(lists / "val.txt"))
-    aug_dir = root / "SegmentationClassAug"
+    aug_dir = root / AUG_DIR
     aug_list = next((lists / name for name in AUG_LISTS if (lists / name).is_file()), None)
     if aug_dir.is_dir():
-        name, mask_dir = "VOC 2012 trainaug", aug_dir
+        name, masks = "VOC 2012 trainaug", AUG_DIR
         train_ids = read_ids(aug_list) if aug_list else sorted(p.stem for p in aug_dir.glob("*.png"))
     elif aug_list is not None:
         raise BenchError(f"{aug_list}: lists SBD trainaug but {aug_dir} is missing; "
                          "add the SBD label PNGs there or remove the list to train on train.txt")
     else:
-        name, mask_dir = "VOC 2012 train", root / "SegmentationClass"
+        name, masks = "VOC 2012 train", "SegmentationClass"
         train_ids = read_ids(lists / "train.txt")
     held_out = set(val_ids)
-    train = tuple(Sample(root / "JPEGImages" / f"{i}.jpg", mask_dir / f"{i}.png")
-                  for i in train_ids if i not in held_out)
-    val = tuple(Sample(root / "JPEGImages" / f"{i}.jpg", root / "SegmentationClass" / f"{i}.png")
-                for i in val_ids)
+    train = tuple(sample(root, i, masks) for i in train_ids if i not in held_out)
+    val = tuple(sample(root, i) for i in val_ids)
     if not train:
         raise BenchError(f"voc:{path}: no training images left once the val images are taken out")
     check_files(train, name)
     check_files(val, "VOC 2012 val")
-    return FileSplits(name=name, train=train, val=val,
-                      label_table=label_table({c: c for c in range(len(VOC_CLASSES))}),
-                      class_names=VOC_CLASSES, valid_raw="0..20 and 255 (void)")
+    return FileSplits(name=name, train=train, val=val, label_table=LABEL_TABLE,
+                      class_names=VOC_CLASSES, valid_raw=VALID_RAW)

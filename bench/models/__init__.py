@@ -1,7 +1,7 @@
 """The DeepLab model zoo: plain nn.Modules, no Lightning, W&B or registry imports.
 
 ``build_model(version, **knobs)`` is the one entry point; knobs are named after the papers.
-``load_backbone_weights(model, path)`` loads ImageNet weights from a local file (bench.models.weights);
+``load_backbone_weights(model, path_or_state_dict)`` loads ImageNet weights (bench.models.weights);
 ``receptive_field(model_or_config)`` gives v1/v2's fc6 field of view (bench.models.receptive_field).
 """
 

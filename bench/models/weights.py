@@ -1,6 +1,6 @@
-"""ImageNet backbone weights from a local file into our DeepLabs (the papers fine-tune from them).
+"""ImageNet backbone weights from a state dict into our DeepLabs (the papers fine-tune from them).
 
-``load_backbone_weights(model, path)`` reads a state dict and copies it into ``model.backbone``:
+``load_backbone_weights(model, path_or_state_dict)`` copies a state dict into ``model.backbone``:
 
 - VGG-16 (v1/v2): torchvision's ``vgg16`` (or ``vgg16_bn`` for ``batch_norm=True``) keys
   ``features.N.*`` go to ``backbone.N.*`` unchanged. fc6 and fc7 of every head branch are
@@ -21,11 +21,11 @@ with the right shape, and every backbone-looking key of the file must fit; other
 naming the keys. ImageNet weights exist for width 1 only; other widths raise ValueError. The
 head stays as built. Returns a ``LoadedWeights`` report (loaded, missing, unused keys).
 
-The file is read with ``torch.load(weights_only=True)``; a checkpoint wrapping the state dict
-under "state_dict" or "model", and DDP's "module." prefix, are unwrapped. Nothing is downloaded:
-where the network is reachable, ``torchvision.models.vgg16(weights="IMAGENET1K_V1").state_dict()``
-or ``timm.create_model("xception65", pretrained=True).state_dict()`` saved with ``torch.save``
-gives such a file.
+A path is read with ``torch.load(weights_only=True)``; a checkpoint wrapping the state dict
+under "state_dict" or "model", and DDP's "module." prefix, are unwrapped. This module reads no
+network and no cache: which file a run starts from, and fetching it through torchvision's and
+timm's caches, is bench.trunks (torchvision's ``VGG16_Weights.IMAGENET1K_V1`` etc., timm's
+``xception65.tf_in1k``).
 """
 
 from __future__ import annotations
