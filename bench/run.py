@@ -64,13 +64,14 @@ def eval_model(cfg: RunConfig, model):
 
 def initial_model(cfg: RunConfig):
     """The variant's network, starting from the trunk weights its config names (bench.trunks:
-    read through torchvision's / timm's cache, the file's sha256 checked) or from scratch."""
+    read through torchvision's / timm's cache, the file's sha256 checked; the stem adapted to our
+    ImageNet-normalised inputs where the weights expect another normalisation) or from scratch."""
     model = build_model(cfg.version, **cfg.knobs)
     weights = cfg.backbone_weights
     if weights is not None:
         state = trunks.state_dict_of(weights)
         try:
-            load_backbone_weights(model, state)
+            load_backbone_weights(model, state, input_norm=trunks.input_norm_of(weights))
         except ValueError as err:
             raise BenchError(f"{weights['backbone']} weights {weights['name']}: {err}") from err
     return model

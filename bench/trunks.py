@@ -28,6 +28,12 @@ or None (from scratch): the name and sha256 say which weights; the path is where
 found the file (not part of the run's identity). At run time ``state_dict_of`` reads the file
 through the library again and checks that its sha256 is still the config's.
 
+Input normalisation (``input_norm_of``): our data pipeline normalises every input with ImageNet's
+mean/std, as torchvision's weights expect; timm's ``xception65.tf_in1k`` expects mean = std = 0.5
+(its pretrained config), so its ``input_norm`` is passed to ``load_backbone_weights``, which adapts
+the stem. A user's file (LocalFile) is taken to follow its backbone's ImageNet source (xception65:
+timm's 0.5 / 0.5; vgg16, resnet: ImageNet's).
+
 To give a scale its own files (e.g. shipped trunks for tiny), map its backbones to
 ``LocalFile(path, sha256=...)`` in ``SCALE_SOURCES``: a file in the repo whose hash is checked.
 """
@@ -63,6 +69,7 @@ class TorchvisionImageNet:
     """torchvision's ImageNet weights, named by their Weights enum member."""
 
     weights: str  # "VGG16_Weights.IMAGENET1K_V1"
+    input_norm = None  # torchvision's ImageNet weights expect ImageNet's mean/std, as our data pipeline gives
 
     @property
     def name(self) -> str:
@@ -135,6 +142,15 @@ class TimmImageNet:
     @property
     def repo(self) -> str:
         return f"timm/{self.model}"
+
+    @property
+    def input_norm(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per RGB channel the weights were trained with, for pixels in [0, 1]: timm's
+        pretrained config of the model (xception65.tf_in1k: 0.5 and 0.5, TF's Inception preprocessing)."""
+        from timm.models import get_pretrained_cfg  # here: timm takes seconds to import
+
+        cfg = get_pretrained_cfg(self.model)
+        return tuple(cfg.mean), tuple(cfg.std)
 
     @property
     def url(self) -> str:
@@ -330,6 +346,16 @@ def source_of(weights: dict[str, Any]) -> Source:
     if weights.get("path"):
         return LocalFile(Path(weights["path"]))
     raise BenchError(f"backbone weights {weights['name']!r}: unknown source and no file")
+
+
+def input_norm_of(weights: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(mean, std) the run's trunk weights expect inputs normalised with, for ``load_backbone_weights``;
+    None: ImageNet's, as our data pipeline gives. A file of the user's (LocalFile) is taken to follow
+    its backbone's ImageNet source: an xception65 file timm's 0.5 / 0.5, a vgg16 or resnet file ours."""
+    source = source_of(weights)
+    if isinstance(source, LocalFile):
+        source = IMAGENET[weights["backbone"]]
+    return source.input_norm
 
 
 def state_dict_of(weights: dict[str, Any]) -> dict[str, torch.Tensor]:

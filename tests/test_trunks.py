@@ -144,6 +144,20 @@ def test_timm_xception65_loads_offline_from_the_hugging_face_cache(imagenet_cach
     assert all(torch.equal(v, reference[k]) for k, v in model.backbone.state_dict().items())
 
 
+def test_xception65_weights_and_files_expect_0_5_normalised_inputs_and_torchvisions_ours(tmp_path):
+    """Our pipeline normalises with ImageNet's mean/std (what torchvision's weights expect); timm's
+    xception65.tf_in1k, and a user's xception65 file, expect mean = std = 0.5: their stem is adapted."""
+    tf = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert trunks.input_norm_of(trunks.resolve("paper", "v3+", {"backbone": "xception65"}, fetch=False)) == tf
+    assert trunks.input_norm_of(trunks.resolve("paper", "v1", {}, fetch=False)) is None
+    assert trunks.input_norm_of(trunks.resolve("paper", "v3", {"backbone": "resnet50"}, fetch=False)) is None
+    custom = tmp_path / "trunk.pth"
+    torch.save({}, custom)
+    assert trunks.input_norm_of(trunks.resolve("paper", "v3+", {"backbone": "xception65"},
+                                               f"xception65={custom}")) == tf
+    assert trunks.input_norm_of(trunks.resolve("paper", "v1", {}, f"vgg16={custom}")) is None
+
+
 def test_a_file_changed_since_the_plan_is_refused(tmp_path):
     path = tmp_path / "vgg16-custom.pth"
     torch.save({"a": torch.zeros(1)}, path)

@@ -141,6 +141,54 @@ def test_xception65_gets_timms_weights(tmp_path):
     assert len(report.loaded) == len(ours)
 
 
+def test_xception65s_stem_sees_our_imagenet_normalised_pixels_as_timm_saw_them_normalised_with_0_5(
+        random_state_dict):
+    """timm's xception65.tf_in1k was trained on (p - 0.5) / 0.5, our pipeline feeds (p - m) / s with
+    ImageNet's mean and std: loaded with the file's input_norm, our stem gives timm's stem output
+    for the same pixels, away from the zero-padded border (2 pixels); loaded as is, it does not."""
+    import timm
+
+    from bench import trunks
+    from bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    reference = timm.create_model("xception65", pretrained=False).eval()
+    generator = torch.Generator().manual_seed(1)
+    state = random_state_dict(reference)
+    for conv, fan_in in (("stem.0", 3 * 9), ("stem.1", 32 * 9)):  # a stem with O(1) outputs
+        channels, shape = state[f"{conv}.bn.weight"].shape, state[f"{conv}.conv.weight"].shape
+        state[f"{conv}.conv.weight"] = torch.randn(shape, generator=generator) * (2 / fan_in) ** 0.5
+        state[f"{conv}.bn.weight"] = 1 + 0.1 * torch.randn(channels, generator=generator)
+        state[f"{conv}.bn.bias"] = 0.1 * torch.randn(channels, generator=generator)
+        state[f"{conv}.bn.running_mean"] = 0.3 * torch.randn(channels, generator=generator)
+        state[f"{conv}.bn.running_var"] = 0.5 + torch.rand(channels, generator=generator)
+    reference.load_state_dict(state)
+    input_norm = trunks.IMAGENET["xception65"].input_norm  # timm's pretrained config
+    assert input_norm == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+    pixels = torch.rand(1, 3, 64, 64, generator=generator)
+
+    def normalised(mean, std):
+        return (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+    interior = (..., slice(2, -2), slice(2, -2))
+    with torch.no_grad():
+        theirs = reference.stem(normalised(*input_norm))[interior]
+    model = build_model("v3+", backbone="xception65").eval()
+    report = load_backbone_weights(model, state, input_norm=input_norm)
+    assert report.adapted == ["backbone.stem.0.conv.weight", "backbone.stem.0.bn.running_mean"]
+    assert "stem adapted" in str(report)
+    with torch.no_grad():
+        ours = model.backbone.stem(normalised(IMAGENET_MEAN, IMAGENET_STD))[interior]
+    scale = theirs.abs().max()
+    assert scale > 0.5 and (ours - theirs).abs().max() <= 1e-4 * scale
+
+    report = load_backbone_weights(model, state)  # as is: timm's stem fed our pixels
+    assert report.adapted == []
+    with torch.no_grad():
+        unadapted = model.backbone.stem(normalised(IMAGENET_MEAN, IMAGENET_STD))[interior]
+    assert (unadapted - theirs).abs().max() > 0.1 * scale
+
+
 def test_a_file_without_imagenet_fc6_fc7_is_refused_before_anything_is_copied(vgg16_file):
     features_only = {k: v for k, v in torch.load(vgg16_file, weights_only=True).items() if k.startswith("features.")}
     model = build_model("v1")

@@ -16,6 +16,18 @@
   is not used. Cascaded blocks layer5..7 (v3) have no ImageNet counterpart and stay as built.
 - Xception-65 (v3+): timm's ``xception65`` keys unchanged; its classifier ``head.fc.*`` is not used.
 
+Input normalisation (``input_norm=(mean, std)``, the file's): our data pipeline normalises every
+input with ImageNet's mean/std, ``x = (p - m_c) / s_c`` (bench.data.transforms), which torchvision's
+VGG-16 and ResNet weights expect; timm's ``xception65.tf_in1k`` (TF DeepLab's ImageNet checkpoint)
+expects ``x_file = (p - mean_c) / std_c`` with mean = std = 0.5. With ``input_norm`` given, the stem
+is adapted so that it sees our ``x`` as the file's network saw ``x_file = a_c * x + b_c``
+(``a_c = s_c / std_c``, ``b_c = (m_c - mean_c) / std_c``): the first conv's weight W is scaled by
+``a_c`` per input channel, and the constant ``o = sum_{c,kh,kw} W[o, c, kh, kw] * b_c`` it then
+misses per output channel is added to its bias (VGG) or subtracted from the running mean of the BN
+right after it (ResNet ``bn1``, Xception ``stem.0.bn``; in training BN removes a constant anyway).
+Exact away from the zero-padded border, where our padding (x = 0) is the file's x_file = b, not 0.
+The report's ``adapted`` names the two tensors. Which files need it is bench.trunks' to say.
+
 Strict on the backbone: every backbone tensor with an ImageNet counterpart must be in the file
 with the right shape, and every backbone-looking key of the file must fit; otherwise ValueError
 naming the keys. ImageNet weights exist for width 1 only; other widths raise ValueError. The
@@ -31,12 +43,13 @@ timm's caches, is bench.trunks (torchvision's ``VGG16_Weights.IMAGENET1K_V1`` et
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from bench.models.heads import FCBranch, SummedBranches
 from bench.models.resnet import AtrousResNet
 
@@ -46,6 +59,11 @@ VGG_FC6, VGG_FC7 = "classifier.0", "classifier.3"
 # the ImageNet classifiers: never loaded, not an error to find in the file
 UNUSED_PREFIXES = {"vgg16": ("classifier.6.",), "resnet": ("fc.",), "xception65": ("head.fc.",)}
 FIRST_CONV_CHANNELS = {"vgg16": 64, "resnet": 64, "xception65": 32}  # the width-1 stem
+# the first conv's weight (our backbone keys), and what absorbs the constant an input
+# renormalisation adds to its output: its bias, or the running mean of the BN right after it
+STEM = {"vgg16": ("0.weight", "0.bias"), "resnet": ("conv1.weight", "bn1.running_mean"),
+        "xception65": ("stem.0.conv.weight", "stem.0.bn.running_mean")}
+OUR_INPUT_NORM = (IMAGENET_MEAN, IMAGENET_STD)  # what the data pipeline feeds every network
 
 
 @dataclass
@@ -55,15 +73,20 @@ class LoadedWeights:
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)  # loaded, then changed for our input normalisation
 
     def __str__(self) -> str:
+        adapted = f"; stem adapted to ImageNet-normalised inputs: {_short(self.adapted)}" if self.adapted else ""
         return (f"loaded {len(self.loaded)} tensors; left as built: {_short(self.missing)}; "
-                f"unused from the file: {_short(self.unused)}")
+                f"unused from the file: {_short(self.unused)}{adapted}")
 
 
-def load_backbone_weights(model: nn.Module, path: str | os.PathLike | Mapping[str, torch.Tensor]) -> LoadedWeights:
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike | Mapping[str, torch.Tensor],
+                          input_norm: tuple[Sequence[float], Sequence[float]] | None = None) -> LoadedWeights:
     """Load ImageNet weights (a torchvision VGG-16/ResNet or timm Xception-65 state dict, or a path
-    to one saved with torch.save) into ``model.backbone`` (and v1/v2's fc6/fc7). See the module doc."""
+    to one saved with torch.save) into ``model.backbone`` (and v1/v2's fc6/fc7). ``input_norm``: the
+    (mean, std) per RGB channel the file's network was fed, where it is not ours (ImageNet's): the
+    stem is adapted to our inputs. See the module doc."""
     state = _read_state_dict(path)
     backbone = getattr(model, "backbone", None)
     family = _family(backbone)
@@ -90,6 +113,12 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike | Mapping[st
     if wrong:
         raise ValueError(f"{_name(path)}: shapes differ from the {family} backbone: {_short(wrong)}")
     head_init = _decimated_fc(model, fc, _name(path)) if family == "vgg16" else {}  # checked before any copy
+    adapted = []
+    if input_norm is not None:
+        conv, after = STEM[family]
+        source[conv], source[after] = adapt_stem(source[conv], source[after], input_norm,
+                                                 running_mean=after.endswith("running_mean"))
+        adapted = [f"backbone.{conv}", f"backbone.{after}"]
 
     backbone.load_state_dict(source, strict=False)
     with torch.no_grad():
@@ -97,7 +126,26 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike | Mapping[st
             tensor.copy_(value)
     loaded = [f"backbone.{k}" for k in _sorted(source)] + list(head_init)
     done = set(loaded)
-    return LoadedWeights(loaded=loaded, missing=[k for k in model.state_dict() if k not in done], unused=unused)
+    return LoadedWeights(loaded=loaded, missing=[k for k in model.state_dict() if k not in done], unused=unused,
+                         adapted=adapted)
+
+
+# --- the stem, for inputs normalised our way -------------------------------------------------
+
+def adapt_stem(weight: torch.Tensor, after: torch.Tensor, input_norm: tuple[Sequence[float], Sequence[float]],
+               running_mean: bool, ours: tuple[Sequence[float], Sequence[float]] = OUR_INPUT_NORM,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first conv's ``weight`` and ``after`` (its bias, or with ``running_mean`` the following
+    BN's running mean) for inputs normalised with ``ours`` instead of ``input_norm``: new tensors,
+    computed in float64 (see the module doc)."""
+    mean, std, our_mean, our_std = (torch.tensor(v, dtype=torch.float64) for v in (*input_norm, *ours))
+    if not mean.shape == std.shape == (weight.shape[1],) or not bool((std > 0).all()):
+        raise ValueError(f"input_norm {input_norm}: needs {weight.shape[1]} means and as many positive stds")
+    scale = (our_std / std).view(1, -1, 1, 1)               # a_c: x_file = a_c * x + b_c
+    shift = ((our_mean - mean) / std).view(1, -1, 1, 1)     # b_c
+    constant = (weight.double() * shift).sum(dim=(1, 2, 3))  # o, per output channel
+    adapted = after.double() - constant if running_mean else after.double() + constant
+    return (weight.double() * scale).to(weight.dtype), adapted.to(after.dtype)
 
 
 # --- VGG fc6 / fc7 by decimation (v1 Sec. 3.2) -----------------------------------------------
