@@ -8,8 +8,12 @@ once per session at the names torchvision's and timm's caches give them.
 
 import ipaddress
 import socket
+import sys
+from pathlib import Path
 
 import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 def pytest_configure(config):
@@ -79,20 +83,23 @@ HF_REVISION = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex commit id
 
 
 def _random_state_dict(module):
-    """The module's state dict with seeded random values (fast: no per-layer initialisation); BN
-    statistics mean 0, variance 1, so a forward through the loaded network stays finite."""
+    """The module's state dict with seeded random values, BN statistics mean 0 and variance 1
+    (tools/weights_cache.py, which make paper-smoke seeds its cache with)."""
+    sys.path.insert(0, str(TOOLS))
+    from weights_cache import random_state_dict
+
+    return random_state_dict(module)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
     import torch
 
-    generator = torch.Generator().manual_seed(0)
-
-    def value(key, like):
-        if key.endswith("running_var"):
-            return torch.ones(like.shape)
-        if key.endswith("running_mean") or not like.is_floating_point():
-            return torch.zeros(like.shape, dtype=like.dtype)
-        return torch.randn(like.shape, generator=generator) * 0.01
-
-    return {k: value(k, v) for k, v in module.state_dict().items()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
