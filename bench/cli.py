@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "W&B and EXPERIMENT-curve.png (training is unchanged)")
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan (bench plan: recipe, weights, cost, time estimate) and train nothing")
+    run.add_argument("--rates-dir", type=Path, default=None, help="with --dry-run: as for bench plan")
     run.add_argument("--smoke", action="store_true",
                      help="check that every stage runs: 2 steps, 8 val images, 2 fps iterations (numbers meaningless)")
     run.add_argument("--wandb", default=None, choices=("online", "offline", "disabled"),
@@ -115,10 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--data", default="synthetic", help="synthetic (default), voc:PATH or cityscapes:PATH")
     plan.add_argument("--variants", type=_variants, default=None)
     plan.add_argument("--seeds", type=int, default=None)
-    plan.add_argument("--devices", type=int, default=1, metavar="N", help="devices per run (time divided by N)")
+    plan.add_argument("--devices", type=int, default=1, metavar="N",
+                      help="devices per node for each run (time divided by devices x nodes)")
+    plan.add_argument("--num-nodes", type=int, default=1, metavar="M")
+    plan.add_argument("--max-steps", type=int, default=None, help="as for bench run")
     plan.add_argument("--backbone-weights", default=None, metavar="SPEC", help="as for bench run")
     plan.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                      help="where bench.csv / bench-gpu.csv (the measured rates) are")
+                      help="the sweep's results dir: runs recorded there are skipped, as bench run skips them")
+    plan.add_argument("--rates-dir", type=Path, default=None,
+                      help="where bench.csv / bench-gpu.csv (the measured rates) are (default: ./results, "
+                           "else the repository's results/)")
 
     describe = sub.add_parser("describe", help="per variant, without training: params, GFLOPs, receptive field, knobs")
     describe.add_argument("experiment")
@@ -238,21 +245,43 @@ def _slurm_options(args):
                         cpus_per_task=args.slurm_cpus_per_task)
 
 
-def cmd_plan(args) -> int:
-    from bench import plan, trunks  # imported here: the planner imports the sweep's planning, and Lightning with it
-    from bench.runner import plan_runs  # imported here: Lightning (see cmd_run)
+def _sweep_options(args) -> dict:
+    """What plans a sweep's runs, the same for `bench run` and its --dry-run (and `bench plan`,
+    whose parser has the subset that changes a plan)."""
+    given = lambda name, default=None: getattr(args, name, default)
+    return dict(scale=args.scale, data=args.data, seeds=args.seeds, variants=args.variants,
+                max_steps=given("max_steps"), backbone_weights=args.backbone_weights,
+                inference=_inference(args) if hasattr(args, "eval_scales") else None, seed=given("seed"),
+                num_val=given("num_val"), smoke=given("smoke", False), lr=given("lr"), amp=given("amp", False),
+                val_every=given("val_every"))
 
-    if args.devices < 1:
-        raise BenchError(f"--devices must be at least 1, got {args.devices}")
+
+def rates_dir(given: Path | None) -> Path:
+    """Where the measured rates (bench.csv, bench-gpu.csv) are: --rates-dir, else ./results, else
+    the repository's results/ (a bench installed from a clone, run elsewhere)."""
+    if given is not None:
+        return given
+    repository = Path(__file__).resolve().parents[1] / "results"
+    return next((d for d in (DEFAULT_RESULTS, repository) if (d / "bench.csv").is_file()), DEFAULT_RESULTS)
+
+
+def cmd_plan(args) -> int:
+    from bench import distributed, plan, trunks  # imported here: Lightning (see cmd_run), via the sweep's planning
+    from bench.runner import is_finished, plan_runs, recorded  # imported here: Lightning (see cmd_run)
+
+    world = args.devices * getattr(args, "num_nodes", 1)
+    if world < 1:
+        raise BenchError(f"--devices and --num-nodes must be at least 1, got {args.devices} x "
+                         f"{getattr(args, 'num_nodes', 1)}")
     experiment = get_experiment(args.experiment)
-    # bench run --dry-run plans what that run would do: its step, lr, validation and smoke options too
-    run_options = {k: getattr(args, k, None) for k in ("max_steps", "lr", "num_val", "seed")}
-    configs = plan_runs(experiment, scale=args.scale, data=args.data, seeds=args.seeds, variants=args.variants,
-                        backbone_weights=args.backbone_weights, results_dir=args.results_dir,
-                        smoke=getattr(args, "smoke", False), fetch_weights=False, **run_options)
-    for cfg in configs:  # weights neither cached nor downloadable: the run's one line, now
+    results = ResultsDir(args.results_dir)
+    configs = plan_runs(experiment, results_dir=results, fetch_weights=False, **_sweep_options(args))
+    for cfg in configs:  # what the run would refuse, refused now, with the run's own line
+        distributed.per_device_batch(cfg.protocol.batch_size, world)
         trunks.check_obtainable(cfg)
-    print(plan.render(plan.plan(configs, args.results_dir, devices=args.devices), devices=args.devices))
+    finished = [is_finished(recorded(results, cfg), cfg) for cfg in configs]
+    runs = plan.plan(configs, rates_dir(getattr(args, "rates_dir", None)), devices=world)
+    print(plan.render(runs, devices=world, finished=finished))
     return 0
 
 
@@ -266,13 +295,10 @@ def cmd_run(args) -> int:
         return cmd_plan(args)
     experiment = get_experiment(args.experiment)
     quiet_libraries()
-    result = run_experiment(experiment, results_dir=args.results_dir, scale=args.scale, data=args.data,
-                            seeds=args.seeds, variants=args.variants, max_steps=args.max_steps,
-                            wandb_mode=args.wandb, accelerator=args.accelerator,
-                            backbone_weights=args.backbone_weights, inference=_inference(args),
-                            seed=args.seed, num_val=args.num_val, smoke=args.smoke, devices=args.devices,
-                            num_nodes=args.num_nodes, launcher=args.launcher, slurm=_slurm_options(args),
-                            wait=not args.no_wait, lr=args.lr, amp=args.amp, val_every=args.val_every)
+    result = run_experiment(experiment, results_dir=args.results_dir, wandb_mode=args.wandb,
+                            accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
+                            launcher=args.launcher, slurm=_slurm_options(args), wait=not args.no_wait,
+                            **_sweep_options(args))
     if args.no_wait and args.launcher == "slurm":
         print(f"submitted {len(result.jobs)} job(s): {' '.join(result.jobs) or '-'} "
               f"({result.skipped} run(s) already recorded)")

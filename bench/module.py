@@ -64,13 +64,19 @@ class SegmentationModule(pl.LightningModule):
         return [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def train(self, mode: bool = True):
-        """Lightning switches the module to training mode before each epoch; frozen BN
-        (freeze_bn) stays in eval mode, normalising with its fixed statistics."""
+        """Training mode, except frozen BN (freeze_bn), which stays in eval mode, normalising with
+        its fixed statistics."""
         super().train(mode)
         if mode and self.hparams.freeze_bn:
             for bn in self._batch_norms():
                 bn.eval()
         return self
+
+    def on_train_start(self) -> None:
+        # Lightning does not call train() when fit starts (it only saves and restores every
+        # submodule's mode around validation), so frozen BN is put in eval mode here; the
+        # restore after each validation keeps it there.
+        self.train()
 
     def loss(self, output, masks: torch.Tensor) -> torch.Tensor:
         """Cross-entropy ignoring 255; for v2 MSC (a dict in training) the sum over the fused

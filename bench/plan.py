@@ -11,8 +11,9 @@ The estimate, and why it is only that:
 - the rate is measured: ``results/bench-gpu.csv`` (from `make bench` on a GPU) when it has a
   training row for the run's version, else the FLOP rate the version's flagship reached in
   ``results/bench.csv`` (inference at 513 x 513 on the machine that ran `make bench`), else that
-  machine's GEMM limit. A training step is rarely as efficient as inference, so CPU estimates
-  are a lower bound; ``--devices N`` divides by N (perfect scaling, also a lower bound).
+  machine's GEMM limit. Training's FLOP rate differs from inference's (on a GPU it is usually
+  lower; the tiny ablation-aspp sweep planned 14 min on the machine of results/bench.csv and took
+  12), so the times are estimates, not bounds; N devices divide them by N (perfect scaling).
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from pathlib import Path
 import torch
 
 from bench import trunks
+from bench.data.spec import parse_data_spec
 from bench.evaluation.speed import count_gflops
 from bench.models import build_model
 from bench.recipes import describe_setting
 from bench.run_config import RunConfig
 
 BACKWARD_FACTOR = 3.0  # forward + backward ~ 3 forwards
-EVAL_SIZE = 513        # VOC images are at most 500 x 500; the papers evaluate padded to 513
+# one evaluated image per dataset kind: VOC images are at most 500 x 500 (the papers pad to 513),
+# Cityscapes is evaluated at its full 1024 x 2048; synthetic images are the crop size
+EVAL_SIZES = {"voc": (513, 513), "cityscapes": (1024, 2048)}
 
 
 @dataclass(frozen=True)
@@ -58,25 +62,31 @@ def _machine(path: Path) -> str:
     return "machine not recorded"
 
 
-def measured_rates(results_dir: Path) -> dict[str, Rate]:
-    """version -> the training FLOP rate to assume, from the benchmark files (see the module doc).
-    The key "*" is the fallback for versions without a row of their own."""
+def measured_rates(results_dir: Path) -> dict[tuple[str, str], Rate]:
+    """(version, scale) -> the training FLOP rate to assume, from the benchmark files (see the module
+    doc): bench.csv's flagship rows at 513x513 serve the paper scale, its "tiny (width 0.125)" rows
+    the tiny scale. The key ("*", "*") is the fallback for what has no row of its own."""
     rates: dict[str, Rate] = {}
     cpu, gpu = results_dir / "bench.csv", results_dir / "bench-gpu.csv"
     cpu_rows = read_rows(cpu)
     for row in cpu_rows:
         if row["benchmark"].startswith("the machine's limit"):
-            rates["*"] = Rate(float(row["value"]), "the GEMM limit", cpu.name, _machine(cpu))
-    for row in cpu_rows:  # flagship inference rows: "v3 (v3, resnet101), 513x513"
+            rates[("*", "*")] = Rate(float(row["value"]), "the GEMM limit", cpu.name, _machine(cpu))
+    for row in cpu_rows:  # flagship inference: "v3 (v3, resnet101), 513x513", "..., tiny (width 0.125), 128x128"
         label = row["benchmark"]
-        if row["unit"] == "fps" and label.endswith(", 513x513") and "(" in label and row.get("gflops"):
-            version = label.split("(")[1].split(",")[0]
-            achieved = float(row["value"]) * float(row["gflops"])
-            rates[version] = Rate(achieved, f"{label.split(' (')[0]} inference at 513x513", cpu.name, _machine(cpu))
+        if row["unit"] != "fps" or not row.get("gflops") or not label.split(" (")[-1].count(","):
+            continue
+        scale = "tiny" if ", tiny (" in label else "paper" if label.endswith(", 513x513") else None
+        if scale is None:
+            continue
+        version = label.split("(")[1].split(",")[0]
+        achieved = float(row["value"]) * float(row["gflops"])
+        where = label.split("), ", 1)[1]
+        rates[(version, scale)] = Rate(achieved, f"{label.split(' (')[0]} inference, {where}", cpu.name, _machine(cpu))
     for row in read_rows(gpu):  # "train GFLOP/s, VERSION ...": make bench on a GPU, at the recipe's batch
         if row["unit"] == "GFLOP/s" and row["benchmark"].startswith("train GFLOP/s, "):
             version = row["benchmark"].removeprefix("train GFLOP/s, ").split()[0]
-            rates[version] = Rate(float(row["value"]), row["benchmark"], gpu.name, _machine(gpu))
+            rates[(version, "paper")] = Rate(float(row["value"]), row["benchmark"], gpu.name, _machine(gpu))
     return rates
 
 
@@ -91,22 +101,27 @@ class PlannedRun:
     rate: Rate | None
 
 
+def eval_size(cfg: RunConfig) -> tuple[int, int]:
+    """(height, width) of one evaluated image of the run's data."""
+    kind = parse_data_spec(cfg.data)[0]
+    return EVAL_SIZES.get(kind, (cfg.protocol.crop_size, cfg.protocol.crop_size))
+
+
 def plan(configs: list[RunConfig], results_dir: Path, devices: int = 1) -> list[PlannedRun]:
     rates = measured_rates(Path(results_dir))
     runs, flops_of = [], {}
     for cfg in configs:
         p = cfg.protocol
-        key = (cfg.version, repr(sorted(cfg.knobs.items())), p.crop_size)
+        key = (cfg.version, repr(sorted(cfg.knobs.items())), p.crop_size, eval_size(cfg))
         if key not in flops_of:
             with torch.device("meta"):
                 model = build_model(cfg.version, **cfg.knobs)
-            eval_size = max(EVAL_SIZE, p.crop_size)
             flops_of[key] = (count_gflops(model, (p.crop_size, p.crop_size), device="meta"),
-                             count_gflops(model, (eval_size, eval_size), device="meta"))
+                             count_gflops(model, eval_size(cfg), device="meta"))
         forward, evaluation = flops_of[key]
         images = p.max_steps * p.batch_size
         total_gflops = BACKWARD_FACTOR * forward * images + evaluation * p.num_val
-        rate = rates.get(cfg.version, rates.get("*"))
+        rate = rates.get((cfg.version, cfg.scale), rates.get(("*", "*")))
         seconds = total_gflops / rate.gflops_per_s / devices if rate else None
         runs.append(PlannedRun(cfg, forward, evaluation, images, total_gflops / 1e6, seconds, rate))
     return runs
@@ -128,30 +143,39 @@ def recipe_text(cfg: RunConfig) -> str:
             f"crop {p.crop_size}")
 
 
-def render(runs: list[PlannedRun], devices: int = 1) -> str:
+def render(runs: list[PlannedRun], devices: int = 1, finished: list[bool] | None = None) -> str:
+    """The plan in words; runs already recorded (``finished``) are listed, not counted."""
     if not runs:
         return "nothing to plan"
+    finished = finished or [False] * len(runs)
     first = runs[0].cfg
-    lines = [f"plan: {first.experiment} at scale {first.scale} on {first.data}, {len(runs)} run(s), "
-             f"{devices} device(s) each"]
-    for run in runs:
+    todo = [run for run, done in zip(runs, finished) if not done]
+    lines = [f"plan: {first.experiment} at scale {first.scale} on {first.data}, {len(runs)} run(s)"
+             + (f" ({len(runs) - len(todo)} already recorded, skipped)" if len(todo) < len(runs) else "")
+             + f", {devices} device(s) each"]
+    for run, done in zip(runs, finished):
         cfg = run.cfg
-        lines += [f"- {cfg.variant} seed {cfg.seed} ({cfg.version}, {cfg.knobs.get('backbone', '?')})",
+        head = f"- {cfg.variant} seed {cfg.seed} ({cfg.version}, {cfg.knobs.get('backbone', '?')})"
+        if done:
+            lines.append(head + ": already recorded, skipped")
+            continue
+        h, w = eval_size(cfg)
+        lines += [head,
                   f"    recipe:  {recipe_text(cfg)}",
                   f"    weights: {trunks.describe(cfg)}",
                   f"    cost:    {run.images:,} images, {run.forward_gflops:,.1f} GFLOPs forward per crop, "
-                  f"{run.train_pflops:,.2f} PFLOPs with evaluation",
+                  f"{run.train_pflops:,.2f} PFLOPs with {cfg.protocol.num_val:,} val images at {h}x{w}",
                   f"    time:    ~{duration(run.seconds)}"
                   + (f" at {run.rate.gflops_per_s:,.0f} GFLOP/s" if run.rate else "")]
-    known = [r.seconds for r in runs if r.seconds is not None]
-    total = f"~{duration(sum(known))}" if len(known) == len(runs) else "unknown for some runs"
-    lines.append(f"total: {sum(r.images for r in runs):,} images, {sum(r.train_pflops for r in runs):,.2f} PFLOPs, "
+    known = [r.seconds for r in todo if r.seconds is not None]
+    total = f"~{duration(sum(known))}" if len(known) == len(todo) else "unknown for some runs"
+    lines.append(f"total: {sum(r.images for r in todo):,} images, {sum(r.train_pflops for r in todo):,.2f} PFLOPs, "
                  f"{total} of training and evaluation (CRF not included)")
-    lines.append(f"estimates: training FLOPs = 3 x forward x images + one forward per val image at "
-                 f"{EVAL_SIZE}x{EVAL_SIZE}; inference rates are an upper bound for training, so times are a "
-                 "lower bound" + (f"; {devices} devices assume perfect scaling" if devices > 1 else "") + ". Rates:")
+    lines.append("estimates: training FLOPs = 3 x forward x images + one forward per val image; rates "
+                 "measured for inference stand in for training's, so times are estimates, not bounds"
+                 + (f"; {devices} devices assume perfect scaling" if devices > 1 else "") + ". Rates:")
     by_file: dict[tuple[str, str], list[str]] = {}
-    for rate in dict.fromkeys(r.rate for r in runs if r.rate):
+    for rate in dict.fromkeys(r.rate for r in todo if r.rate):
         by_file.setdefault((rate.file, rate.machine), []).append(f"{rate.row} ({rate.gflops_per_s:,.0f} GFLOP/s)")
     for (file, machine), rows in by_file.items():
         lines.append(f"  {file} ({machine}): " + "; ".join(rows))

@@ -108,7 +108,7 @@ _V3_SOURCES = {
     "crop_size": "v3 Sec. 4.1", "batch_size": "v3 Sec. 4.1 (BN statistics at batch 16)",
     "max_steps": "v3 Sec. 4.1 (30K on trainaug)", "lr": "v3 Sec. 4.1", "lr_policy": "v3 Sec. 4.1",
     "poly_power": "v3 Sec. 4.1", "momentum": "[unverified] released code (0.9)",
-    "weight_decay": "[unverified] released code (4e-5)", "classifier_lr_mult": "v3 Sec. 4.1 (none stated; x1)",
+    "weight_decay": "[unverified] released code (4e-5)", "classifier_lr_mult": "[unverified] v3 Sec. 4.1 states none; x1",
     "scale_range": "v3 Sec. 4.1 (0.5 to 2.0, and left-right flips)", "bn_momentum": "v3 Sec. 4.1 (BN decay 0.9997)",
 }
 

@@ -97,19 +97,25 @@ class RunConfig:
         return cls(**{**data, "protocol": Protocol(**data["protocol"])})
 
     def with_max_steps(self, max_steps: int | None) -> "RunConfig":
+        """The schedule shortened or stretched to ``max_steps``: poly follows max_steps by itself,
+        and v1's step policy keeps its shape (x0.1 at the same fractions of training)."""
         if max_steps is None:
             return self
-        return replace(self, protocol=replace(self.protocol, max_steps=max_steps))
+        p = self.protocol
+        lr_step = p.lr_step
+        if p.lr_policy == "step" and lr_step is not None:
+            lr_step = max(1, round(lr_step * max_steps / p.max_steps))
+        return replace(self, protocol=replace(p, max_steps=max_steps, lr_step=lr_step))
 
     def as_smoke(self) -> "RunConfig":
         """The smoke mode (STYLE.md, big_vision's runlocal): every stage runs, on as little as
         possible - 2 training steps, 8 validation images, 1 + 2 fps forwards; at the paper scale
         (full-size networks and crops, on a CPU if need be) batch 2 and 4 validation images.
         Numbers are meaningless; the protocol in the record says so."""
-        small = dict(max_steps=SMOKE_STEPS, num_val=SMOKE_VAL, fps_warmup=1, fps_iters=2)
+        small = dict(num_val=SMOKE_VAL, fps_warmup=1, fps_iters=2)
         if self.scale == "paper":
             small.update(batch_size=min(self.protocol.batch_size, PAPER_SMOKE_BATCH), num_val=PAPER_SMOKE_VAL)
-        return replace(self, protocol=replace(self.protocol, **small))
+        return replace(self, protocol=replace(self.protocol, **small)).with_max_steps(SMOKE_STEPS)
 
     def with_precision(self, amp: bool) -> "RunConfig":
         return replace(self, precision="bf16-mixed") if amp else self

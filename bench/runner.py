@@ -98,15 +98,16 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
 
 
 def _with_trunk_weights(configs: list[RunConfig], spec: trunks.WeightsSpec, fetch: bool) -> list[RunConfig]:
-    """Each run with the trunk weights it starts from (bench.trunks.resolve). When fetching, every
-    distinct file is loaded once into the first network that uses it: a file that does not fit
-    its backbone (or the width) is one line here, not a failed run later."""
+    """Each run with the trunk weights it starts from (bench.trunks.resolve). Every distinct file
+    on this machine (fetched, or already cached) is loaded once into the first network that uses
+    it: a file that does not fit its backbone (or the width) is one line here, not a failed run later."""
     resolved = [replace(cfg, backbone_weights=trunks.resolve(cfg.scale, cfg.version, cfg.knobs, spec, fetch=fetch))
                 for cfg in configs]
     checked = set()
     for cfg in resolved:
         weights = cfg.backbone_weights
-        if fetch and weights is not None and (weights["backbone"], weights["sha256"]) not in checked:
+        # a plan to show (fetch False) checks the files already here too: loading one costs seconds
+        if weights is not None and weights["path"] and (weights["backbone"], weights["sha256"]) not in checked:
             checked.add((weights["backbone"], weights["sha256"]))
             initial_model(cfg)
     return resolved

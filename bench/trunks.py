@@ -242,6 +242,10 @@ class LocalFile:
         return self.path
 
     def read(self, path: Path) -> dict[str, torch.Tensor]:
+        if path.suffix == ".safetensors":  # a Hugging Face cache file reached by its path
+            import safetensors.torch
+
+            return safetensors.torch.load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -362,6 +366,10 @@ def state_dict_of(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The trunk's state dict, read through its library, after checking the file is still the one
     the run's config names (sha256)."""
     source = source_of(weights)
+    planned = weights.get("path")
+    if (source.locate() is None and planned and Path(planned).is_file()
+            and file_sha256(planned) == weights.get("sha256")):
+        source = LocalFile(Path(planned))  # a node whose own cache is elsewhere: the planned file, same bytes
     path = source.fetch(weights["backbone"])
     sha256 = file_sha256(path)
     if sha256 != weights.get("sha256"):

@@ -29,7 +29,8 @@ def write_rates(folder, rows, name="bench.csv", machine="a test machine"):
 def test_dry_run_of_versions_lists_each_runs_weights_recipe_and_estimate(imagenet_caches, tmp_path, capsys):
     results = tmp_path / "results"
     write_rates(results, BENCH_CSV)
-    code = main(["run", "versions", "--scale", "paper", "--dry-run", "--results-dir", str(results)])
+    code = main(["run", "versions", "--scale", "paper", "--dry-run", "--results-dir", str(tmp_path / "runs"),
+                 "--rates-dir", str(results)])
     out = capsys.readouterr().out
     assert code == 0
     blocks = out.split("\n- ")[1:]
@@ -43,7 +44,7 @@ def test_dry_run_of_versions_lists_each_runs_weights_recipe_and_estimate(imagene
     assert "at 300 GFLOP/s" in blocks[2]  # v3's own row: 2 fps x 150 GFLOPs
     assert "at 400 GFLOP/s" in blocks[0]  # no v1 row: the machine's limit
     assert "bench.csv (a test machine)" in out
-    assert not (results / "runs").exists()  # nothing ran
+    assert not (tmp_path / "runs").exists()  # nothing ran
 
 
 def test_without_cached_weights_or_network_the_dry_run_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
@@ -70,3 +71,13 @@ def test_the_estimate_is_the_flops_over_the_measured_rate_and_a_gpu_row_wins(tmp
     [run] = plan.plan([cfg], results)
     assert run.rate.gflops_per_s == 90_000 and run.rate.machine == "an H200"
     assert "bench-gpu.csv (an H200)" in plan.render([run])
+    assert "already recorded, skipped" in plan.render([run], finished=[True])
+
+
+def test_the_dry_run_refuses_what_the_run_would_refuse(tmp_path, capsys):
+    base = ["run", "versions", "--scale", "paper", "--dry-run", "--backbone-weights", "none",
+            "--results-dir", str(tmp_path)]
+    assert main([*base, "--devices", "3"]) == 2
+    assert "does not split over 3 devices" in capsys.readouterr().err
+    assert main([*base, "--variants", "v1-largefov", "--eval-output-stride", "8"]) == 2
+    assert "output_stride" in capsys.readouterr().err

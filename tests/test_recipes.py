@@ -4,9 +4,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from bench.data import transforms
+from bench.data.datamodule import SegmentationDataModule
 from bench.models import build_model
 from bench.module import SegmentationModule, step_lr_factor
 from bench.recipes import (PAPER_V1, PAPER_V2_RESNET, PAPER_V2_VGG, PAPER_V3, PAPER_V3_CITYSCAPES, RECIPES,
@@ -89,13 +91,33 @@ def test_bn_decay_and_frozen_bn_reach_every_batch_norm():
     assert bns and all(bn.momentum == 0.0003 for bn in bns)
     frozen = SegmentationModule(build_model("v2", backbone="resnet50", width=0.125), num_classes=21,
                                 max_steps=10, lr=0.01, freeze_bn=True)
-    frozen.train()
     bns = [m for m in frozen.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert all(not bn.training and not bn.weight.requires_grad for bn in bns)
-    assert any(m.training for m in frozen.model.modules() if isinstance(m, torch.nn.Conv2d))
+    before = [bn.running_mean.clone() for bn in bns]
+    seen = []
+
+    class Watch(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(all(not bn.training for bn in bns) and module.model.training)
+
+    data = SegmentationDataModule(image_size=64, batch_size=2, num_train=4, num_val=2)
+    pl.Trainer(max_steps=3, val_check_interval=1, limit_val_batches=1, logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, callbacks=[Watch()],
+               accelerator="cpu").fit(frozen, datamodule=data)
+    assert seen == [True, True, True]  # BN in eval mode at every step of fit, validations between
+    assert all(torch.equal(b, bn.running_mean) for b, bn in zip(before, bns))
+    assert all(not bn.weight.requires_grad for bn in bns)
 
 
 def test_the_vgg_recipes_crop_and_flip_without_random_scaling():
     names = lambda t: [type(x).__name__ for x in t.transforms]
     assert "RandomScale" not in names(transforms.train_transform(321, None))
     assert "RandomScale" in names(transforms.train_transform(513, (0.5, 2.0)))
+
+
+def test_a_shorter_schedule_keeps_the_step_policys_shape():
+    exp = get_experiment("ablation-fov")
+    from bench.runner import plan_runs
+
+    [cfg] = plan_runs(exp, scale="paper", data="synthetic", seeds=1, variants=["crf-largefov"], max_steps=1500,
+                      backbone_weights="none", fetch_weights=False)
+    assert (cfg.protocol.max_steps, cfg.protocol.lr_step) == (1500, 500)  # x0.1 at 1/3 and 2/3, as at 6K
