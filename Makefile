@@ -9,7 +9,7 @@ EXPERIMENTS := ablation-fov ablation-kernel ablation-dilation ablation-msc ablat
                ablation-image-pooling ablation-multigrid ablation-output-stride ablation-crf \
                ablation-decoder versions
 
-.PHONY: install test test-extra tables bench bench-peers paper-smoke ablations $(EXPERIMENTS) list clean
+.PHONY: install test test-extra tables bench bench-peers bench-train paper-smoke ablations $(EXPERIMENTS) list clean
 
 install: $(STAMP)
 
@@ -30,10 +30,16 @@ test-extra: install
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -m extra
 
 # Benchmarks measured side by side in one run -> results/bench.md, results/bench.csv; then the
-# peers (segmentation-models-pytorch, in the test extra that install installs) -> results/bench-peers.md
+# peers (segmentation-models-pytorch, in the test extra that install installs) -> results/bench-peers.md,
+# and the tiny training step per path -> results/bench-train.md
 bench: install
 	$(BIN)/python tools/benchmarks.py --out results
 	$(BIN)/python tools/peers.py --out results
+	$(BIN)/python tools/train_speed.py --out results
+
+# Only the training step's speed per path (fp32, channels-last, + bf16) -> results/bench-train.md, .csv
+bench-train: install
+	$(BIN)/python tools/train_speed.py --out results
 
 # Only the peers: our v3 / v3+ beside smp's DeepLabV3 / DeepLabV3Plus -> results/bench-peers.md, .csv
 bench-peers: install
