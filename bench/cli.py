@@ -269,10 +269,9 @@ def cmd_plan(args) -> int:
     from bench import distributed, plan, trunks  # imported here: Lightning (see cmd_run), via the sweep's planning
     from bench.runner import is_finished, plan_runs, recorded  # imported here: Lightning (see cmd_run)
 
-    world = args.devices * getattr(args, "num_nodes", 1)
+    world = args.devices * args.num_nodes
     if world < 1:
-        raise BenchError(f"--devices and --num-nodes must be at least 1, got {args.devices} x "
-                         f"{getattr(args, 'num_nodes', 1)}")
+        raise BenchError(f"--devices and --num-nodes must be at least 1, got {args.devices} x {args.num_nodes}")
     experiment = get_experiment(args.experiment)
     results = ResultsDir(args.results_dir)
     configs = plan_runs(experiment, results_dir=results, fetch_weights=False, **_sweep_options(args))
@@ -280,7 +279,7 @@ def cmd_plan(args) -> int:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
         trunks.check_obtainable(cfg)
     finished = [is_finished(recorded(results, cfg), cfg) for cfg in configs]
-    runs = plan.plan(configs, rates_dir(getattr(args, "rates_dir", None)), devices=world)
+    runs = plan.plan(configs, rates_dir(args.rates_dir), devices=world)
     print(plan.render(runs, devices=world, finished=finished))
     return 0
 

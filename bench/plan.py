@@ -19,6 +19,7 @@ The estimate, and why it is only that:
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ BACKWARD_FACTOR = 3.0  # forward + backward ~ 3 forwards
 # one evaluated image per dataset kind: VOC images are at most 500 x 500 (the papers pad to 513),
 # Cityscapes is evaluated at its full 1024 x 2048; synthetic images are the crop size
 EVAL_SIZES = {"voc": (513, 513), "cityscapes": (1024, 2048)}
+# make bench's flagship rows: "v3 (v3, resnet101), 513x513", "v3plus (v3+, resnet101), tiny (width 0.125), 128x128"
+FLAGSHIP_ROW = re.compile(r"(\S+) \(([^,]+), [^)]+\), (.+)")
 
 
 @dataclass(frozen=True)
@@ -66,27 +69,25 @@ def measured_rates(results_dir: Path) -> dict[tuple[str, str], Rate]:
     """(version, scale) -> the training FLOP rate to assume, from the benchmark files (see the module
     doc): bench.csv's flagship rows at 513x513 serve the paper scale, its "tiny (width 0.125)" rows
     the tiny scale. The key ("*", "*") is the fallback for what has no row of its own."""
-    rates: dict[str, Rate] = {}
+    rates: dict[tuple[str, str], Rate] = {}
     cpu, gpu = results_dir / "bench.csv", results_dir / "bench-gpu.csv"
-    cpu_rows = read_rows(cpu)
-    for row in cpu_rows:
-        if row["benchmark"].startswith("the machine's limit"):
-            rates[("*", "*")] = Rate(float(row["value"]), "the GEMM limit", cpu.name, _machine(cpu))
-    for row in cpu_rows:  # flagship inference: "v3 (v3, resnet101), 513x513", "..., tiny (width 0.125), 128x128"
+    cpu_machine = _machine(cpu)
+    for row in read_rows(cpu):
         label = row["benchmark"]
-        if row["unit"] != "fps" or not row.get("gflops") or not label.split(" (")[-1].count(","):
-            continue
-        scale = "tiny" if ", tiny (" in label else "paper" if label.endswith(", 513x513") else None
-        if scale is None:
-            continue
-        version = label.split("(")[1].split(",")[0]
-        achieved = float(row["value"]) * float(row["gflops"])
-        where = label.split("), ", 1)[1]
-        rates[(version, scale)] = Rate(achieved, f"{label.split(' (')[0]} inference, {where}", cpu.name, _machine(cpu))
+        if label.startswith("the machine's limit"):
+            rates[("*", "*")] = Rate(float(row["value"]), "the GEMM limit", cpu.name, cpu_machine)
+        flagship = FLAGSHIP_ROW.fullmatch(label)
+        if flagship and row["unit"] == "fps" and row.get("gflops"):
+            name, version, where = flagship.groups()
+            scale = "tiny" if where.startswith("tiny (") else "paper" if where == "513x513" else None
+            if scale is not None:
+                achieved = float(row["value"]) * float(row["gflops"])
+                rates[(version, scale)] = Rate(achieved, f"{name} inference, {where}", cpu.name, cpu_machine)
+    gpu_machine = _machine(gpu)
     for row in read_rows(gpu):  # "train GFLOP/s, VERSION ...": make bench on a GPU, at the recipe's batch
         if row["unit"] == "GFLOP/s" and row["benchmark"].startswith("train GFLOP/s, "):
             version = row["benchmark"].removeprefix("train GFLOP/s, ").split()[0]
-            rates[(version, "paper")] = Rate(float(row["value"]), row["benchmark"], gpu.name, _machine(gpu))
+            rates[(version, "paper")] = Rate(float(row["value"]), row["benchmark"], gpu.name, gpu_machine)
     return rates
 
 

@@ -203,11 +203,7 @@ class TimmImageNet:
 
     def read(self, path: Path) -> dict[str, torch.Tensor]:
         """As timm's ``load_state_dict_from_hf`` reads the file it downloaded."""
-        if path.suffix == ".safetensors":
-            import safetensors.torch
-
-            return safetensors.torch.load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_state_dict_file(path)
 
 
 @dataclass(frozen=True)
@@ -232,9 +228,16 @@ class LocalFile:
     def locate(self) -> Path | None:
         return self.path if self.path.is_file() else None
 
+    def offline(self) -> str | None:
+        """A file is not downloaded: it is here or it is not."""
+        return None if self.path.is_file() else "no such file"
+
+    def missing(self, backbone: str, why: str) -> BenchError:
+        return BenchError(f"--backbone-weights {backbone}={self.path}: {why}")
+
     def fetch(self, backbone: str) -> Path:
         if not self.path.is_file():
-            raise BenchError(f"--backbone-weights {backbone}={self.path}: no such file")
+            raise self.missing(backbone, "no such file")
         if self.sha256 is not None and file_sha256(self.path) != self.sha256:
             raise BenchError(f"{self.path} is not the {backbone} trunk it should be (sha256 "
                              f"{file_sha256(self.path)[:12]}..., expected {self.sha256[:12]}...); restore it "
@@ -242,11 +245,16 @@ class LocalFile:
         return self.path
 
     def read(self, path: Path) -> dict[str, torch.Tensor]:
-        if path.suffix == ".safetensors":  # a Hugging Face cache file reached by its path
-            import safetensors.torch
+        return read_state_dict_file(path)  # a Hugging Face cache file reached by its path is safetensors
 
-            return safetensors.torch.load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+
+def read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict file: safetensors (the Hugging Face cache's format, read as timm reads it) or torch.save."""
+    if path.suffix == ".safetensors":
+        import safetensors.torch
+
+        return safetensors.torch.load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 Source = TorchvisionImageNet | TimmImageNet | LocalFile
@@ -398,10 +406,9 @@ def check_obtainable(cfg) -> None:
     if weights is None or is_cached(cfg):
         return
     source = source_of(weights)
-    why = source.offline() if hasattr(source, "offline") else "no such file"
+    why = source.offline()
     if why is not None:
-        raise source.missing(weights["backbone"], why) if hasattr(source, "missing") else BenchError(
-            f"{weights['name']}: {why}")
+        raise source.missing(weights["backbone"], why)
 
 
 def is_cached(cfg) -> bool:

@@ -82,13 +82,17 @@ TIMM_XCEPTION65 = "timm/xception65.tf_in1k"
 HF_REVISION = "0123456789abcdef0123456789abcdef01234567"  # any 40-hex commit id
 
 
-def _random_state_dict(module):
-    """The module's state dict with seeded random values, BN statistics mean 0 and variance 1
-    (tools/weights_cache.py, which make paper-smoke seeds its cache with)."""
+def _weights_cache():
+    """tools/weights_cache.py, which make paper-smoke seeds its cache with."""
     sys.path.insert(0, str(TOOLS))
-    from weights_cache import random_state_dict
+    import weights_cache
 
-    return random_state_dict(module)
+    return weights_cache
+
+
+def _random_state_dict(module):
+    """The module's state dict with seeded random values, BN statistics mean 0 and variance 1."""
+    return _weights_cache().random_state_dict(module)
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +117,12 @@ def torch_home(tmp_path_factory):
     """A TORCH_HOME whose hub/checkpoints holds random VGG-16 and ResNet-101 ImageNet files under
     torchvision's names (VGG-16 with its fc layers is 528 MB: written once per session)."""
     import torch
-    import torchvision
 
     home = tmp_path_factory.mktemp("torch-home")
     checkpoints = home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     for name in ("vgg16", "resnet101"):
-        with torch.device("meta"):
-            module = getattr(torchvision.models, name)(weights=None)
+        module = _weights_cache().imagenet_module(name)
         torch.save(_random_state_dict(module), checkpoints / TORCHVISION_FILES[name])
     return home
 
@@ -133,16 +135,13 @@ def hf_hub_cache(tmp_path_factory):
     import hashlib
 
     import safetensors.torch
-    import timm
-    import torch
 
     cache = tmp_path_factory.mktemp("hf-hub")
     repo = cache / f"models--{TIMM_XCEPTION65.replace('/', '--')}"
     (repo / "blobs").mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(HF_REVISION)
-    with torch.device("meta"):
-        module = timm.create_model("xception65", pretrained=False)
+    module = _weights_cache().imagenet_module("xception65")
     staged = repo / "staged.safetensors"
     safetensors.torch.save_file(_random_state_dict(module), str(staged))
     blob = repo / "blobs" / hashlib.sha256(staged.read_bytes()).hexdigest()

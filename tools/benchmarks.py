@@ -24,6 +24,7 @@ What it measures (the tables of results/bench.md), all in one process on one mac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import multiprocessing
 import platform
@@ -43,6 +44,7 @@ from bench.evaluation.speed import count_gflops, count_params_m, measure_fps
 from bench.models import build_model
 from bench.models.fuse import optimize_for_inference
 from bench.provenance import device_name, git_state, utc_now
+from bench.recipes import TINY_VGG
 from bench.registry import get_experiment
 
 
@@ -143,19 +145,50 @@ def generator_throughput(n_images: int, size: int) -> float:
     return n_images / (time.perf_counter() - start)
 
 
+def tiny_step(size: int, batch: int = 8, *, channels_last: bool = False, bf16: bool = False, seed: int = 0):
+    """A function running one SGD step (the tiny recipe's momentum and weight decay) of the tiny
+    v2 ASPP-L on a fixed random batch; ``channels_last`` / ``bf16``: the paths tools/train_speed.py
+    compares (NHWC model and input; bf16 autocast of forward and backward, fp32 weights)."""
+    torch.manual_seed(seed)
+    model = build_model("v2", head="aspp-l", width=TINY_VGG.width, **TINY_VGG.model_knobs)
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, 21, (batch, size, size))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=TINY_VGG.momentum,
+                                weight_decay=TINY_VGG.weight_decay)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def step() -> None:
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def training_consumption(size: int, batch: int = 8, steps: int = 10) -> float:
     """Images/s one tiny-scale training step (v2 ASPP-L) consumes on this machine."""
-    model = build_model("v2", head="aspp-l", width=0.125, batch_norm=True, dropout=0.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 21, (batch, size, size))
-    for i in range(steps + 2):
-        if i == 2:
-            start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = tiny_step(size, batch)
+    step(), step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
     return steps * batch / (time.perf_counter() - start)
+
+
+def machine_limit(smoke: bool) -> tuple[list[dict], float]:
+    """The machine's fp32 limit: rows for torch.mm and the faster oneDNN conv, and the faster of the two."""
+    n_gemm, channels, side = (256, 64, 16) if smoke else (2048, 1024, 64)
+    mm = gemm_gflops(n_gemm)
+    conv = max(conv_gflops(channels, side, 1), conv_gflops(channels // 2, side + 1, 3))
+    rows = [{"benchmark": f"fp32 GEMM, torch.mm {n_gemm}^3 (MKL)", "value": mm, "unit": "GFLOP/s"},
+            {"benchmark": f"fp32 oneDNN conv, best of 1x1 {channels}ch and 3x3 {channels // 2}ch at {side}px",
+             "value": conv, "unit": "GFLOP/s"}]
+    return rows, max(mm, conv)
 
 
 def conv_gflops(channels: int, size: int, kernel: int, repeats: int = 5) -> float:
@@ -378,14 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     n, size = (4, 48) if args.smoke else (64, 128)
     big, warmup, iters = (65, 1, 2) if args.smoke else (513, 2, 10)  # 513: v3 Sec. 4.1's crop; v3+ Table 3 counts at 513
     workers = default_workers()
-    n_gemm, channels, side = (256, 64, 16) if args.smoke else (2048, 1024, 64)
-    mm = gemm_gflops(n_gemm)
-    conv = max(conv_gflops(channels, side, 1), conv_gflops(channels // 2, side + 1, 3))
-    gemm = max(mm, conv)
-    rows = [{"benchmark": f"fp32 GEMM, torch.mm {n_gemm}^3 (MKL)", "value": mm, "unit": "GFLOP/s"},
-            {"benchmark": f"fp32 oneDNN conv, best of 1x1 {channels}ch and 3x3 {channels // 2}ch at {side}px",
-             "value": conv, "unit": "GFLOP/s"},
-            {"benchmark": "the machine's limit used below (the faster of the two)", "value": gemm, "unit": "GFLOP/s"}]
+    rows, gemm = machine_limit(args.smoke)
+    rows.append({"benchmark": "the machine's limit used below (the faster of the two)", "value": gemm,
+                 "unit": "GFLOP/s"})
     tv_rows, v3_gflops, v3_fps = torchvision_comparison(big, warmup, iters)
     rows += tv_rows
     rows.append({"benchmark": f"v3 (OS 8, folded) achieved GFLOP/s / GEMM, {big}x{big} (target >= 0.90)",

@@ -18,15 +18,12 @@ pilot of its mIoU against fp32 (issue 17), not by speed alone.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
-from benchmarks import _fmt, best_alternating, conv_gflops, gemm_gflops, provenance
+from benchmarks import _fmt, best_alternating, machine_limit, provenance, tiny_step
 from bench.evaluation.speed import count_gflops
 from bench.models import build_model
 from bench.recipes import TINY_VGG
@@ -36,28 +33,6 @@ PATHS = {  # name -> (channels_last, bf16 autocast)
     "fp32 channels-last": (True, False),
     "channels-last + bf16 autocast": (True, True),
 }
-
-
-def tiny_step(size: int, batch: int, channels_last: bool, bf16: bool, seed: int = 0):
-    """A function running one SGD step of the tiny v2 ASPP-L on a fixed random batch."""
-    torch.manual_seed(seed)
-    model = build_model("v2", head="aspp-l", width=TINY_VGG.width, **TINY_VGG.model_knobs)
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 21, (batch, size, size))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-
-    def step() -> None:
-        with autocast():
-            loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def timer(step, steps: int):
@@ -73,7 +48,7 @@ def timer(step, steps: int):
 def measure(size: int, batch: int, steps: int, rounds: int, limit: float) -> list[dict]:
     forward = count_gflops(build_model("v2", head="aspp-l", width=TINY_VGG.width, **TINY_VGG.model_knobs),
                            (size, size))
-    steppers = {name: tiny_step(size, batch, *flags) for name, flags in PATHS.items()}
+    steppers = {name: tiny_step(size, batch, channels_last=cl, bf16=bf16) for name, (cl, bf16) in PATHS.items()}
     for step in steppers.values():  # warm-up: oneDNN picks and caches its kernels
         step(), step()
     seconds = best_alternating(rounds, *(timer(s, steps) for s in steppers.values()))
@@ -97,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     sizes, batch, steps, rounds = ((32,), 2, 1, 1) if args.smoke else ((128, 321), 8, 5, 3)
-    n_gemm, channels, side = (256, 64, 16) if args.smoke else (2048, 1024, 64)
-    limit = max(gemm_gflops(n_gemm), conv_gflops(channels, side, 1), conv_gflops(channels // 2, side + 1, 3))
+    limit = machine_limit(args.smoke)[1]
     rows = [{"benchmark": "the machine's fp32 limit (the faster of torch.mm and a oneDNN conv)",
              "value": limit, "unit": "GFLOP/s"}]
     for size in sizes:

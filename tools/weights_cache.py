@@ -32,7 +32,7 @@ def random_state_dict(module: torch.nn.Module, seed: int = 0) -> dict[str, torch
     return {k: value(k, v) for k, v in module.state_dict().items()}
 
 
-def _imagenet_module(backbone: str) -> torch.nn.Module:
+def imagenet_module(backbone: str) -> torch.nn.Module:
     """The library's own ImageNet architecture of a backbone, on the meta device (no memory)."""
     import timm
     import torchvision
@@ -50,7 +50,7 @@ def seed_imagenet_cache(backbones: list[str]) -> dict[str, Path]:
     written = {}
     for backbone in backbones:
         source = IMAGENET[backbone]
-        state = random_state_dict(_imagenet_module(backbone))
+        state = random_state_dict(imagenet_module(backbone))
         if isinstance(source, TimmImageNet):
             import safetensors.torch
 
