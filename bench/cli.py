@@ -11,6 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from bench.atomic import atomic_write
 from bench.data.stats import report as data_stats_report
 from bench.errors import BenchError
 from bench.evaluation.score import score_dirs
@@ -19,6 +20,7 @@ from bench.models import build_model, receptive_field
 from bench.registry import experiments, get_experiment, resolve_variant
 from bench.report import write_document
 from bench.results_dir import ResultsDir
+from bench.scorecard import scorecard, to_markdown
 from bench.recipes import protocol_for, protocols_markdown
 from bench.run_config import SCALES
 from bench.tables import write_tables
@@ -69,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, default=None, help="override the scale's training steps")
     run.add_argument("--lr", type=float, default=None, metavar="LR",
                      help="override the scale's base learning rate (recorded in the config)")
+    run.add_argument("--data-seed", type=int, default=None, metavar="S",
+                     help="draw the synthetic data set with seed S (default 0, the committed results'); "
+                          "pilot on another seed than the results you report")
     run.add_argument("--num-val", type=int, default=None, metavar="N",
                      help="evaluate on the first N validation images (recorded in the config)")
     run.add_argument("--val-every", type=int, default=None, metavar="N",
@@ -150,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--variants", type=_variants, default=None)
     search.add_argument("--images", type=int, default=100, help="held-out images to search on (papers: 100)")
     search.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    card = sub.add_parser("scorecard", help="how many of the papers' findings our tables reproduce "
+                                            "(a Markdown section: one row per finding, then the total)")
+    card.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS, metavar="DIR")
+    card.add_argument("--out", type=Path, default=None, metavar="FILE",
+                      help="write the section to FILE (default: print it)")
+    pretrain = sub.add_parser("pretrain", help="the tiny scale's ImageNet: pretrain one trunk on synthetic object "
+                                               "classification (bench/pretrain.py), write its file and record")
+    pretrain.add_argument("backbone", help="vgg16, resnet50, resnet101 or xception65")
+    pretrain.add_argument("--scale", default="tiny", choices=("tiny",),
+                          help="the paper scale starts from ImageNet's weights (bench/trunks.py)")
+    pretrain.add_argument("--out", type=Path, default=None,
+                          help="folder for BACKBONE.pt and BACKBONE.json (default: the shipped set, trunks/tiny-v1)")
+    pretrain.add_argument("--steps", type=int, default=None, help="override the recipe's steps (a quick check)")
     score = sub.add_parser("score", help="mIoU of label PNGs against ground-truth label PNGs (same stems)")
     score.add_argument("pred_dir", type=Path)
     score.add_argument("gt_dir", type=Path)
@@ -253,7 +271,7 @@ def _sweep_options(args) -> dict:
                 max_steps=given("max_steps"), backbone_weights=args.backbone_weights,
                 inference=_inference(args) if hasattr(args, "eval_scales") else None, seed=given("seed"),
                 num_val=given("num_val"), smoke=given("smoke", False), lr=given("lr"), amp=given("amp", False),
-                val_every=given("val_every"))
+                val_every=given("val_every"), data_seed=given("data_seed"))
 
 
 def rates_dir(given: Path | None) -> Path:
@@ -428,6 +446,36 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from dataclasses import replace
+
+    # imported here: the models and timm take seconds, which no other command needs
+    from bench import trunks
+    from bench.pretrain import BACKBONES, TINY_PRETRAIN, pretrain
+
+    if args.backbone not in BACKBONES:
+        raise BenchError(f"unknown backbone {args.backbone!r}; valid: {', '.join(BACKBONES)}")
+    if args.steps is not None and args.steps < 1:
+        raise BenchError(f"--steps must be at least 1, got {args.steps}")
+    protocol = TINY_PRETRAIN if args.steps is None else replace(TINY_PRETRAIN, steps=args.steps,
+                                                                warmup_steps=min(TINY_PRETRAIN.warmup_steps, args.steps))
+    out = args.out or trunks.TRUNKS_DIR / trunks.TINY_TRUNKS
+    record = pretrain(args.backbone, out, protocol)
+    print(f"{out / record['file']}: {args.backbone}, top-1 {record['val_top1']:.2f}% on {record['data']['num_val']} "
+          f"held-out images after {protocol.steps} steps, {record['seconds'] / 60:.1f} min, sha256 {record['sha256'][:12]}...")
+    return 0
+
+
+def cmd_scorecard(args) -> int:
+    text = to_markdown(scorecard(args.results_dir))
+    if args.out is None:
+        print(text, end="")
+    else:
+        atomic_write(args.out, lambda tmp: tmp.write_text(text))
+        print(f"{args.out}: {text.rstrip().splitlines()[-1]}")
+    return 0
+
+
 def cmd_crf_search(args) -> int:
     from bench.crf_tuning import crf_search_experiment  # imported here: Lightning (see cmd_run)
     from bench.run import quiet_libraries  # imported here: Lightning (see cmd_run)
@@ -446,7 +494,8 @@ def cmd_crf_search(args) -> int:
 
 
 COMMANDS = {"plan": cmd_plan, "list": cmd_list, "describe": cmd_describe, "run": cmd_run, "table": cmd_table, "crf-search": cmd_crf_search,
-            "score": cmd_score, "sweep": cmd_sweep, "data-stats": cmd_data_stats, "data": cmd_data, "protocols": cmd_protocols}
+            "score": cmd_score, "scorecard": cmd_scorecard, "pretrain": cmd_pretrain, "sweep": cmd_sweep, "data-stats": cmd_data_stats,
+            "data": cmd_data, "protocols": cmd_protocols}
 
 
 def _end_progress_bars() -> None:

@@ -45,12 +45,18 @@ class Experiment:
     crf: bool = False         # whether the paper reports mIoU after CRF
     notes: str = ""
     paper_data: str = "VOC 2012 val"  # what the paper's numbers were measured on
+    findings: tuple[Any, ...] = ()    # the paper's claims these rows test (bench.scorecard.Finding)
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"experiment {self.name!r} declares variant {duplicates[0]!r} twice")
+        for finding in self.findings:
+            unknown = [n for n in finding.variants if n not in names]
+            if unknown:
+                raise ValueError(f"experiment {self.name!r}: finding {finding.claim!r} names variant "
+                                 f"{unknown[0]!r}, which it does not declare; valid: {', '.join(names)}")
 
     def variant_names(self) -> list[str]:
         return [v.name for v in self.variants]

@@ -248,6 +248,60 @@ class LocalFile:
         return read_state_dict_file(path)  # a Hugging Face cache file reached by its path is safetensors
 
 
+@dataclass(frozen=True)
+class ShippedTrunk:
+    """A trunk pretrained by ``bench pretrain`` and shipped in the repo: ``trunks/SET/BACKBONE.pt``,
+    with its record ``BACKBONE.json`` (data, steps, accuracy, commit, sha256)."""
+
+    set_name: str  # "tiny-v1": a new pretraining is a new set, so records never name changed bytes
+    backbone: str
+    input_norm = None  # pretrained on inputs normalised as ours (ImageNet's mean/std)
+
+    @property
+    def name(self) -> str:
+        return f"deeplab-bench {self.set_name}/{self.backbone}"
+
+    @property
+    def path(self) -> Path:
+        return TRUNKS_DIR / self.set_name / f"{self.backbone}.pt"
+
+    @property
+    def url(self) -> str:
+        return f"bench pretrain {self.backbone} --scale tiny --out {TRUNKS_DIR / self.set_name}"
+
+    def record(self) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.path.with_suffix(".json").read_text())
+
+    def cache_path(self) -> Path:
+        return self.path
+
+    def locate(self) -> Path | None:
+        return self.path if self.path.is_file() else None
+
+    def offline(self) -> str | None:
+        return None if self.path.is_file() else "not in this checkout"
+
+    def missing(self, backbone: str, why: str) -> BenchError:
+        return BenchError(f"{backbone} starts from {self.name}: {self.path} is missing ({why}); restore it "
+                          f"(git checkout), rebuild it ({self.url}), " + ALTERNATIVES.format(backbone=backbone))
+
+    def fetch(self, backbone: str) -> Path:
+        if not self.path.is_file():
+            raise self.missing(backbone, "no such file")
+        return LocalFile(self.path, self.record()["sha256"]).fetch(backbone)  # the bytes its record names
+
+    def read(self, path: Path) -> dict[str, torch.Tensor]:
+        return read_state_dict_file(path)
+
+
+def shipped(set_name: str) -> dict[str, ShippedTrunk]:
+    """The shipped set's trunks per backbone: those with a record in trunks/SET/."""
+    folder = TRUNKS_DIR / set_name
+    return {b: ShippedTrunk(set_name, b) for b in BACKBONES if (folder / f"{b}.json").is_file()}
+
+
 def read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict file: safetensors (the Hugging Face cache's format, read as timm reads it) or torch.save."""
     if path.suffix == ".safetensors":
@@ -257,7 +311,10 @@ def read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-Source = TorchvisionImageNet | TimmImageNet | LocalFile
+Source = TorchvisionImageNet | TimmImageNet | LocalFile | ShippedTrunk
+TRUNKS_DIR = Path(__file__).resolve().parents[1] / "trunks"  # the shipped trunks (bench pretrain)
+TINY_TRUNKS = "tiny-v1"  # the tiny scale's pretrained set: --backbone-weights tiny-v1
+SHIPPED_SETS = (TINY_TRUNKS,)
 
 # IMAGENET1K_V1: the papers fine-tune the original Caffe ImageNet models (VGG-16, ResNet), trained
 # with the classic recipe; V1 is torchvision's training with that simple recipe ("reproduce closely
@@ -274,7 +331,8 @@ IMAGENET = {
 }
 # each scale's trunk weights per backbone; a backbone it does not name trains from scratch
 SCALE_SOURCES: dict[str, dict[str, Source]] = {"tiny": {}, "paper": IMAGENET}
-KNOWN = {source.name: source for sources in SCALE_SOURCES.values() for source in sources.values()}
+KNOWN = {source.name: source for sources in (*SCALE_SOURCES.values(), *map(shipped, SHIPPED_SETS))
+         for source in sources.values()}
 
 
 @dataclass(frozen=True)
@@ -301,8 +359,11 @@ def parse_spec(spec: str | WeightsSpec | None) -> WeightsSpec:
         return WeightsSpec({})
     if spec.strip().lower() == "none":
         return WeightsSpec({}, scratch=True)
+    if spec.strip() in SHIPPED_SETS:
+        return WeightsSpec(dict(shipped(spec.strip())))
     valid = (f"valid: BACKBONE=PATH or BACKBONE=none, comma-separated, with BACKBONE one of {', '.join(BACKBONES)}; "
-             "or none (every backbone from scratch); absent: the scale's default (paper: ImageNet)")
+             f"or none (every backbone from scratch); or a shipped set ({', '.join(SHIPPED_SETS)}); absent: the scale's "
+             "default (paper: ImageNet)")
     overrides: dict[str, Source | None] = {}
     for item in spec.split(","):
         backbone, sep, value = (part.strip() for part in item.partition("="))

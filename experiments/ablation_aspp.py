@@ -14,6 +14,7 @@ Expected at the tiny scale: about 10 min of runs plus 5 min of crf-search on a 2
 """
 
 from bench.registry import Experiment, Variant
+from bench.scorecard import Better, Finding
 
 EXPERIMENT = Experiment(
     name="ablation-aspp",
@@ -27,5 +28,10 @@ EXPERIMENT = Experiment(
         Variant("largefov", {"head": "largefov"}, paper_miou=65.76, paper_miou_crf=69.84),
         Variant("aspp-s", {"head": "aspp-s"}, paper_miou=66.98, paper_miou_crf=69.73),
         Variant("aspp-l", {"head": "aspp-l"}, paper_miou=68.96, paper_miou_crf=71.57),
+    ),
+    findings=(
+        # v2 Table 3, before CRF: ASPP-L 68.96 > ASPP-S 66.98 > LargeFOV 65.76
+        Finding("v2 Table 3", "ASPP-L > ASPP-S > LargeFOV",
+                (Better("aspp-l", "aspp-s"), Better("aspp-s", "largefov"))),
     ),
 )

@@ -15,6 +15,7 @@ Expected at the tiny scale: about 15 min of runs on a 2-core CPU (results/README
 """
 
 from bench.registry import Experiment, Variant
+from bench.scorecard import Better, Finding
 
 EXPERIMENT = Experiment(
     name="ablation-dilation",
@@ -27,5 +28,9 @@ EXPERIMENT = Experiment(
         # rate 12 is DeepLab-LargeFOV: 62.25 before CRF, v1 Table 1(a) / v2 Table 1
         Variant(f"r{rate}", {"rate": rate}, paper_miou=62.25 if rate == 12 else None)
         for rate in (1, 2, 4, 8, 12, 16, 24)
+    ),
+    findings=(
+        # v1 Sec. 4.1 / v2 Sec. 3.1: a larger rate enlarges the field of view, which helps (LargeFOV)
+        Finding("v1/v2 field of view", "rate 12 (LargeFOV) > rate 1 (no atrous)", (Better("r12", "r1"),)),
     ),
 )

@@ -14,6 +14,7 @@ Expected at the tiny scale: about 16 min of runs plus 8 min of crf-search on a 2
 """
 
 from bench.registry import Experiment, Variant
+from bench.scorecard import Better, Finding
 
 _DEEPLAB = {"kernel_size": 4, "rate": 4, "fc_channels": 4096}
 _LARGEFOV = {"kernel_size": 3, "rate": 12, "fc_channels": 1024}
@@ -33,5 +34,11 @@ EXPERIMENT = Experiment(
                 paper_miou=64.38, paper_miou_crf=67.64),
         Variant("largefov", {**_LARGEFOV, "msc": False}, paper_miou=62.25, paper_miou_crf=67.64),
         Variant("msc-largefov", {**_LARGEFOV, "msc": True}, paper_miou=64.21, paper_miou_crf=68.70),
+    ),
+    findings=(
+        # v1 Table 1(a), before CRF: DeepLab-MSc 61.30 > DeepLab 59.80, MSc-LargeFOV 64.21 > LargeFOV 62.25
+        Finding("v1 Table 1(a)",
+                "multi-scale features help: DeepLab-MSc > DeepLab, DeepLab-MSc-LargeFOV > DeepLab-LargeFOV",
+                (Better("msc", "deeplab"), Better("msc-largefov", "largefov"))),
     ),
 )

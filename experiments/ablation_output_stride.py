@@ -13,6 +13,7 @@ Expected at the tiny scale: about 8 min of runs on a 2-core CPU (results/README.
 """
 
 from bench.registry import Experiment, Variant
+from bench.scorecard import Better, Finding
 
 EXPERIMENT = Experiment(
     name="ablation-output-stride",
@@ -27,5 +28,9 @@ EXPERIMENT = Experiment(
         Variant("os8", {"output_stride": 8}, paper_miou=75.18),
         Variant("os16", {"output_stride": 16}, paper_miou=73.88),
         Variant("os32", {"output_stride": 32}, paper_miou=70.06),
+    ),
+    findings=(
+        # v3 Table 1: OS 8 75.18 > OS 16 73.88 > OS 32 70.06
+        Finding("v3 Table 1", "OS 8 > OS 16 > OS 32", (Better("os8", "os16"), Better("os16", "os32"))),
     ),
 )

@@ -13,6 +13,7 @@ Expected at the tiny scale: about 10 min of runs on a 2-core CPU (results/README
 """
 
 from bench.registry import Experiment, Variant
+from bench.scorecard import Better, Finding
 
 EXPERIMENT = Experiment(
     name="versions",
@@ -27,5 +28,10 @@ EXPERIMENT = Experiment(
         Variant("v3", {"backbone": "resnet101", "output_stride": 16}, version="v3", paper_miou=77.21),
         Variant("v3plus", {"backbone": "resnet101", "output_stride": 16, "decoder": True},
                 version="v3+", paper_miou=78.85),
+    ),
+    findings=(
+        # v3+ Table 3 78.85 > v3 Table 5 77.21 > v2 Table 3 68.96 > v1 Table 1(a) 62.25, all before CRF
+        Finding("all four", "v3+ > v3 > v2 ASPP-L > v1 LargeFOV",
+                (Better("v3plus", "v3"), Better("v3", "v2-aspp-l"), Better("v2-aspp-l", "v1-largefov"))),
     ),
 )

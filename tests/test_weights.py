@@ -79,8 +79,8 @@ def test_wrapped_checkpoints_and_ddp_prefixes_are_unwrapped(vgg16_file):
 
 
 @pytest.mark.parametrize("version,knobs,message", [
-    ("v1", dict(width=0.125), "width 1 only"),
-    ("v2", dict(head="largefov", width=0.5), "width 1 only"),
+    ("v1", dict(width=0.125), "widths differ"),
+    ("v2", dict(head="largefov", width=0.5), "widths differ"),
     ("v1", dict(batch_norm=True), "vgg16_bn"),
     ("v1", dict(fc_channels=1000), "valid: a divisor of 4096"),
     ("v1", dict(kernel_size=9, rate=1), "valid: 1..7"),
@@ -106,7 +106,7 @@ def test_resnet101_backbone_gets_every_imagenet_tensor(resnet101_file, version, 
 
 
 def test_resnet_weights_refuse_a_narrow_network_and_the_wrong_depth(resnet101_file):
-    with pytest.raises(ValueError, match="width 1 only"):
+    with pytest.raises(ValueError, match="widths differ"):
         load_backbone_weights(build_model("v2", backbone="resnet101", width=0.125), resnet101_file)
     with pytest.raises(ValueError, match="unexpected layer3.6"):
         load_backbone_weights(build_model("v3", backbone="resnet50"), resnet101_file)

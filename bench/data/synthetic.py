@@ -106,7 +106,7 @@ def _split_code(split: str) -> int:
     return zlib.crc32(split.encode("utf-8"))
 
 
-def _interp_matrix(size: int, cells: int) -> np.ndarray:
+def interp_matrix(size: int, cells: int) -> np.ndarray:
     """(size, cells) matrix that linearly upsamples `cells` control values to `size` pixels."""
     pos = (np.arange(size) + 0.5) * (cells - 1) / size
     lo = np.clip(np.floor(pos).astype(int), 0, cells - 2)
@@ -117,7 +117,7 @@ def _interp_matrix(size: int, cells: int) -> np.ndarray:
     return w
 
 
-def _background(rng: np.random.Generator, size: int, interp: list[np.ndarray]) -> np.ndarray:
+def background(rng: np.random.Generator, size: int, interp: list[np.ndarray]) -> np.ndarray:
     """Textured low-saturation background in [0, 1]-ish, float32 (size, size, 3)."""
     grey = rng.uniform(0.25, 0.75)
     img = np.full((size, size, 3), grey, np.float32)
@@ -162,8 +162,36 @@ def _shape_mask(shape: str, dy: np.ndarray, dx: np.ndarray, r: float, rng: np.ra
     raise ValueError(f"unknown shape {shape!r}; valid: {', '.join(SHAPES)}")
 
 
+def paint_object(img: np.ndarray, rng: np.random.Generator, family: str, shape: str, r: float,
+                 cy: float, cx: float) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Paint one object (flat colour of ``family``, ``shape`` of radius ``r`` centred at (cy, cx))
+    into ``img`` (H, W, 3); returns (the window it lies in, its mask there), None when off the image.
+    Rings and bars get a radius of 5 px at least: a ring needs a hole, a bar a length."""
+    if shape in ("ring", "bar"):
+        r = max(r, 5.0)
+    size_y, size_x = img.shape[:2]
+    ext = 1.65 * r + 1.0
+    y0, y1 = max(0, int(cy - ext)), min(size_y, int(cy + ext) + 1)
+    x0, x1 = max(0, int(cx - ext)), min(size_x, int(cx + ext) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    dy = (np.arange(y0, y1, dtype=np.float32) - cy)[:, None]
+    dx = (np.arange(x0, x1, dtype=np.float32) - cx)[None, :]
+    mask = _shape_mask(shape, dy, dx, r, rng)
+    window = (slice(y0, y1), slice(x0, x1))
+    img[window][mask] = _object_colour(rng, family)
+    return window, mask
+
+
+def add_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-pixel Gaussian noise (sigma 15-30 of 255), then uint8: the last step of every image."""
+    sigma = rng.uniform(15.0, 30.0) / 255.0
+    img += sigma * rng.standard_normal(img.shape, dtype=np.float32)
+    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _draw_scene(rng: np.random.Generator, size: int, interp: list[np.ndarray]):
-    img = _background(rng, size, interp)
+    img = background(rng, size, interp)
     instance = np.zeros((size, size), np.int16)  # 0 background, k = k-th object drawn
     n_obj = int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))
     classes = rng.integers(1, NUM_CLASSES, n_obj)
@@ -175,20 +203,11 @@ def _draw_scene(rng: np.random.Generator, size: int, interp: list[np.ndarray]):
     for k, j in enumerate(order, start=1):
         cls = int(classes[j])
         family, shape = CLASSES[cls - 1]
-        r = float(radii[j])
-        if shape in ("ring", "bar"):
-            r = max(r, 5.0)  # a ring needs a hole, a bar needs a length
-        cy, cx = centres[j]
-        ext = 1.65 * r + 1.0
-        y0, y1 = max(0, int(cy - ext)), min(size, int(cy + ext) + 1)
-        x0, x1 = max(0, int(cx - ext)), min(size, int(cx + ext) + 1)
-        if y0 >= y1 or x0 >= x1:
+        drawn = paint_object(img, rng, family, shape, float(radii[j]), *centres[j])
+        if drawn is None:
             continue
-        dy = (np.arange(y0, y1, dtype=np.float32) - cy)[:, None]
-        dx = (np.arange(x0, x1, dtype=np.float32) - cx)[None, :]
-        mask = _shape_mask(shape, dy, dx, r, rng)
-        img[y0:y1, x0:x1][mask] = _object_colour(rng, family)
-        instance[y0:y1, x0:x1][mask] = k
+        window, mask = drawn
+        instance[window][mask] = k
         label_of[k] = cls
 
     label = label_of[instance]
@@ -200,9 +219,7 @@ def _draw_scene(rng: np.random.Generator, size: int, interp: list[np.ndarray]):
     band[1:, :] |= instance[1:, :] > instance[:-1, :]
     label[band] = IGNORE_INDEX
 
-    sigma = rng.uniform(15.0, 30.0) / 255.0
-    img += sigma * rng.standard_normal((size, size, 3), dtype=np.float32)
-    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8), label
+    return add_noise(img, rng), label
 
 
 def generate(seed: int, split: str, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +231,7 @@ def generate(seed: int, split: str, n: int, size: int) -> tuple[np.ndarray, np.n
         raise ValueError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
-    interp = [_interp_matrix(size, 4), _interp_matrix(size, 12)]
+    interp = [interp_matrix(size, 4), interp_matrix(size, 12)]
     code = _split_code(split)
     for i in range(n):
         rng = np.random.default_rng([int(seed), code, i])

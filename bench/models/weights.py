@@ -30,8 +30,10 @@ The report's ``adapted`` names the two tensors. Which files need it is bench.tru
 
 Strict on the backbone: every backbone tensor with an ImageNet counterpart must be in the file
 with the right shape, and every backbone-looking key of the file must fit; otherwise ValueError
-naming the keys. ImageNet weights exist for width 1 only; other widths raise ValueError. The
-head stays as built. Returns a ``LoadedWeights`` report (loaded, missing, unused keys).
+naming the keys. The file's width must be the model's: ImageNet files are width 1, the tiny
+scale's shipped trunks (``bench pretrain``, torchvision's / timm's layout at width 0.125) are
+width 1/8; fc6 / fc7 then have 4096 / 8 = 512 channels, decimated the same way. The head
+stays as built. Returns a ``LoadedWeights`` report (loaded, missing, unused keys).
 
 A path is read with ``torch.load(weights_only=True)``; a checkpoint wrapping the state dict
 under "state_dict" or "model", and DDP's "module." prefix, are unwrapped. This module reads no
@@ -90,7 +92,7 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike | Mapping[st
     state = _read_state_dict(path)
     backbone = getattr(model, "backbone", None)
     family = _family(backbone)
-    _check_width(backbone, family)
+    _check_width(backbone, family, state, _name(path))
     fc = {}
     if family == "vgg16":
         fc = {k: state.pop(k) for k in [f"{VGG_FC6}.weight", f"{VGG_FC6}.bias", f"{VGG_FC7}.weight", f"{VGG_FC7}.bias"]
@@ -151,16 +153,17 @@ def adapt_stem(weight: torch.Tensor, after: torch.Tensor, input_norm: tuple[Sequ
 # --- VGG fc6 / fc7 by decimation (v1 Sec. 3.2) -----------------------------------------------
 
 def decimate_fc6(weight: torch.Tensor, bias: torch.Tensor, kernel_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet fc6 (4096 x 25088) -> a ``channels`` x 512 x k x k conv by decimation."""
-    step = _channel_step(channels)
+    """ImageNet fc6 (4096 x 25088; a width-w file: 4096w x 512w*49) -> a ``channels`` x 512 x k x k
+    conv by decimation."""
+    step = _channel_step(channels, weight.shape[0])
     taps = _kernel_taps(kernel_size)
-    weight = weight.reshape(IMAGENET_FC_CHANNELS, -1, IMAGENET_FC6_KERNEL, IMAGENET_FC6_KERNEL)
+    weight = weight.reshape(weight.shape[0], -1, IMAGENET_FC6_KERNEL, IMAGENET_FC6_KERNEL)
     return weight[::step][:, :, taps][:, :, :, taps].contiguous(), bias[::step].contiguous()
 
 
 def decimate_fc7(weight: torch.Tensor, bias: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """ImageNet fc7 (4096 x 4096) -> a ``channels`` x ``channels`` x 1 x 1 conv by decimation."""
-    step = _channel_step(channels)
+    step = _channel_step(channels, weight.shape[0])
     return weight[::step, ::step].reshape(channels, channels, 1, 1).contiguous(), bias[::step].contiguous()
 
 
@@ -173,11 +176,12 @@ def _kernel_taps(kernel_size: int) -> list[int]:
     return torch.linspace(0, IMAGENET_FC6_KERNEL - 1, kernel_size).round().long().tolist()
 
 
-def _channel_step(channels: int) -> int:
-    if channels > IMAGENET_FC_CHANNELS or IMAGENET_FC_CHANNELS % channels:
-        raise ValueError(f"fc_channels {channels} cannot be decimated from ImageNet's 4096 fc6/fc7 channels; "
-                         "valid: a divisor of 4096 (4096, 2048, 1024, ...)")
-    return IMAGENET_FC_CHANNELS // channels
+def _channel_step(channels: int, file_channels: int = IMAGENET_FC_CHANNELS) -> int:
+    if channels > file_channels or file_channels % channels:
+        raise ValueError(f"fc_channels {channels} cannot be decimated from the file's {file_channels} fc6/fc7 "
+                         f"channels; valid: a divisor of {file_channels} ({file_channels}, {file_channels // 2}, "
+                         f"{file_channels // 4}, ...)")
+    return file_channels // channels
 
 
 def _decimated_fc(model: nn.Module, fc: dict[str, torch.Tensor], name: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -237,11 +241,17 @@ def _first_conv(backbone: nn.Module) -> nn.Conv2d:
     return next(m for m in backbone.modules() if isinstance(m, nn.Conv2d))
 
 
-def _check_width(backbone: nn.Module, family: str) -> None:
-    channels, expected = _first_conv(backbone).out_channels, FIRST_CONV_CHANNELS[family]
-    if channels != expected:
-        raise ValueError(f"ImageNet weights fit width 1 only; this {family} backbone was built with width "
-                         f"~{channels / expected:g} (first conv {channels} channels, not {expected})")
+def _check_width(backbone: nn.Module, family: str, state: Mapping[str, torch.Tensor], name: str) -> None:
+    """The file's width is the model's (its first conv's channels), before any key is compared."""
+    ours, width_1 = _first_conv(backbone).out_channels, FIRST_CONV_CHANNELS[family]
+    key = _file_key(STEM[family][0], family)
+    if key not in state:
+        return  # the key comparison names what is missing
+    theirs = state[key].shape[0]
+    if theirs != ours:
+        raise ValueError(f"widths differ: {name} is a width-{theirs / width_1:g} {family} trunk (first conv "
+                         f"{theirs} channels) and this backbone width {ours / width_1:g} ({ours}); ImageNet "
+                         "files are width 1, the tiny scale's shipped trunks width 0.125")
 
 
 def _backbone_key(key: str, family: str) -> str:
