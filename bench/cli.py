@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the paper scale starts from ImageNet's weights (bench/trunks.py)")
     pretrain.add_argument("--out", type=Path, default=None,
                           help="folder for BACKBONE.pt and BACKBONE.json (default: the shipped set, trunks/tiny-v1)")
-    pretrain.add_argument("--steps", type=int, default=None, help="override the recipe's steps (a quick check)")
+    pretrain.add_argument("--steps", type=int, default=None,
+                          help="override the recipe's steps (a quick check; needs --out)")
     score = sub.add_parser("score", help="mIoU of label PNGs against ground-truth label PNGs (same stems)")
     score.add_argument("pred_dir", type=Path)
     score.add_argument("gt_dir", type=Path)
@@ -459,7 +460,12 @@ def cmd_pretrain(args) -> int:
         raise BenchError(f"--steps must be at least 1, got {args.steps}")
     protocol = TINY_PRETRAIN if args.steps is None else replace(TINY_PRETRAIN, steps=args.steps,
                                                                 warmup_steps=min(TINY_PRETRAIN.warmup_steps, args.steps))
-    out = args.out or trunks.TRUNKS_DIR / trunks.TINY_TRUNKS
+    shipped_set = trunks.TRUNKS_DIR / trunks.TINY_TRUNKS
+    out = args.out or shipped_set
+    if protocol != TINY_PRETRAIN and out.resolve() == shipped_set.resolve():
+        # the shipped set is the recipe's: a quick check must not replace a trunk under its name
+        raise BenchError(f"--steps {args.steps} is not the recipe's {TINY_PRETRAIN.steps}: give --out DIR, "
+                         f"not the shipped set {shipped_set}")
     record = pretrain(args.backbone, out, protocol)
     print(f"{out / record['file']}: {args.backbone}, top-1 {record['val_top1']:.2f}% on {record['data']['num_val']} "
           f"held-out images after {protocol.steps} steps, {record['seconds'] / 60:.1f} min, sha256 {record['sha256'][:12]}...")

@@ -26,6 +26,7 @@ time, machine, commit and the file's sha256. bench.trunks reads the records of a
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -64,6 +65,7 @@ class PretrainProtocol:
     momentum: float = 0.9
     weight_decay: float = 1e-4      # ImageNet ResNet's
     seed: int = 0
+    threads: int = 2                # torch's CPU threads: another count can change the floats
 
 
 TINY_PRETRAIN = PretrainProtocol()
@@ -119,6 +121,19 @@ class TrunkClassifier(nn.Module):
         return {**trunk, f"{head}.weight": self.fc.weight.detach().clone(), f"{head}.bias": self.fc.bias.detach().clone()}
 
 
+def state_dict_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """torch.save's bytes of ``state``, the same on every save: saved to a file, torch names the
+    zip's inner folder after the (temporary) file, so equal tensors would hash differently."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def rebuild_command(backbone: str, out_dir: Path, p: PretrainProtocol) -> str:
+    steps = "" if p.steps == TINY_PRETRAIN.steps else f" --steps {p.steps}"
+    return f"bench pretrain {backbone} --scale tiny{steps} --out {out_dir}"  # out_dir as given: relative stays
+
+
 def lr_at(step: int, p: PretrainProtocol) -> float:
     if step < p.warmup_steps:
         return p.lr * (step + 1) / p.warmup_steps
@@ -141,14 +156,24 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, batch: in
 def pretrain(backbone: str, out_dir: str | Path, protocol: PretrainProtocol = TINY_PRETRAIN,
              progress: bool = True) -> dict[str, Any]:
     """Train the trunk, write OUT_DIR/BACKBONE.pt (the library-layout state dict) and
-    OUT_DIR/BACKBONE.json (its record); returns the record."""
-    from tqdm.auto import tqdm
-
+    OUT_DIR/BACKBONE.json (its record); returns the record. Trains on ``protocol.threads`` CPU
+    threads (then restores torch's), so a rebuild on the same machine gives the same bytes."""
     if backbone not in BACKBONES:
         raise BenchError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
     p = protocol
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(p.threads)
+    try:
+        return _pretrain(backbone, out_dir, p, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pretrain(backbone: str, out_dir: Path, p: PretrainProtocol, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm  # here: only pretraining draws a bar of its own
+
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     started = time.perf_counter()
@@ -192,7 +217,7 @@ def pretrain(backbone: str, out_dir: str | Path, protocol: PretrainProtocol = TI
     top1 = accuracy(model, val_x, val_y)
     seconds = time.perf_counter() - started
     path = out_dir / f"{backbone}.pt"
-    atomic_write(path, lambda tmp: torch.save(model.library_state_dict(), tmp))
+    atomic_write(path, lambda tmp: tmp.write_bytes(state_dict_bytes(model.library_state_dict())))
     from bench.trunks import file_sha256  # here: bench.trunks would import this module's callers
 
     record = {
@@ -202,7 +227,7 @@ def pretrain(backbone: str, out_dir: str | Path, protocol: PretrainProtocol = TI
                  "image_size": p.image_size, "num_train": p.num_train, "num_val": p.num_val},
         "protocol": asdict(p), "val_top1": round(top1, 2), "final_loss": round(float(np.mean(losses[-50:])), 4),
         "curve": curve, "seconds": round(seconds, 1), "finished": utc_now(),
-        "rebuild": f"bench pretrain {backbone} --scale tiny --out {out_dir}",  # out_dir as given: relative stays relative
+        "rebuild": rebuild_command(backbone, out_dir, p),
         **environment(torch.device("cpu")),
     }
     atomic_write(out_dir / f"{backbone}.json",

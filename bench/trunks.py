@@ -2,8 +2,12 @@
 
 At ``--scale paper`` every backbone starts from its ImageNet weights, as in the papers (v1 and v2
 fine-tune ImageNet-pretrained VGG-16 and ResNet-101, v3 ResNet-50/101, v3+ ResNet-101 and the
-aligned Xception-65, each pretrained on ImageNet-1k). The tiny scale has no source yet: its narrow
-networks train from scratch (bench/recipes.py says why), so its records name no weights.
+aligned Xception-65, each pretrained on ImageNet-1k). The tiny scale's narrow networks have no
+ImageNet weights; ``bench pretrain`` (bench/pretrain.py) pretrains them on synthetic object
+classification, and the repo ships the files as a versioned set (``trunks/tiny-v1/``, a
+``ShippedTrunk`` each, named by its record's sha256): ``--backbone-weights tiny-v1``. Until the
+tiny scale's tables are rerun from them (issue 17), its default is still from scratch, which is
+what the committed tiny records are.
 
 Files are fetched only by the libraries' own download and cache code, so a torch hub or Hugging
 Face cache the user already has is reused and nothing is downloaded twice:
@@ -19,7 +23,7 @@ the download host (5 s at most; skipped behind a proxy) must open before the lib
 unreachable host fails at once instead of through the libraries' retries and their missing timeouts.
 
 ``--backbone-weights SPEC`` (``parse_spec``): absent - each scale's default source; ``none`` -
-every backbone from scratch; ``vgg16=PATH,resnet101=none`` - these backbones from these state dict
+every backbone from scratch; ``tiny-v1`` - a shipped set; ``vgg16=PATH,resnet101=none`` - these backbones from these state dict
 files (or from scratch), the others from the scale's default. Backbones: vgg16, resnet50,
 resnet101, xception65.
 
@@ -32,10 +36,11 @@ Input normalisation (``input_norm_of``): our data pipeline normalises every inpu
 mean/std, as torchvision's weights expect; timm's ``xception65.tf_in1k`` expects mean = std = 0.5
 (its pretrained config), so its ``input_norm`` is passed to ``load_backbone_weights``, which adapts
 the stem. A user's file (LocalFile) is taken to follow its backbone's ImageNet source (xception65:
-timm's 0.5 / 0.5; vgg16, resnet: ImageNet's).
+timm's 0.5 / 0.5; vgg16, resnet: ImageNet's), unless ``bench pretrain`` wrote it (its record
+``BACKBONE.json`` lies beside it): those, like the shipped sets, were trained on our inputs.
 
-To give a scale its own files (e.g. shipped trunks for tiny), map its backbones to
-``LocalFile(path, sha256=...)`` in ``SCALE_SOURCES``: a file in the repo whose hash is checked.
+To make a shipped set a scale's default, map the scale to it in ``SCALE_SOURCES``
+(``"tiny": shipped(TINY_TRUNKS)``).
 """
 
 from __future__ import annotations
@@ -272,7 +277,14 @@ class ShippedTrunk:
     def record(self) -> dict[str, Any]:
         import json
 
-        return json.loads(self.path.with_suffix(".json").read_text())
+        path = self.path.with_suffix(".json")
+        try:
+            record = json.loads(path.read_text())
+            record["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as err:  # missing, corrupt, not a record
+            raise BenchError(f"{path}: not a readable trunk record ({one_line(err)}); restore it (git checkout) "
+                             f"or rebuild the trunk ({self.url})") from None
+        return record
 
     def cache_path(self) -> Path:
         return self.path
@@ -297,9 +309,9 @@ class ShippedTrunk:
 
 
 def shipped(set_name: str) -> dict[str, ShippedTrunk]:
-    """The shipped set's trunks per backbone: those with a record in trunks/SET/."""
-    folder = TRUNKS_DIR / set_name
-    return {b: ShippedTrunk(set_name, b) for b in BACKBONES if (folder / f"{b}.json").is_file()}
+    """The shipped set's trunk per backbone, every backbone: one whose file is missing stops the
+    run in one line when it is fetched, rather than training from scratch under the set's name."""
+    return {b: ShippedTrunk(set_name, b) for b in BACKBONES}
 
 
 def read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
@@ -424,11 +436,25 @@ def source_of(weights: dict[str, Any]) -> Source:
 def input_norm_of(weights: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(mean, std) the run's trunk weights expect inputs normalised with, for ``load_backbone_weights``;
     None: ImageNet's, as our data pipeline gives. A file of the user's (LocalFile) is taken to follow
-    its backbone's ImageNet source: an xception65 file timm's 0.5 / 0.5, a vgg16 or resnet file ours."""
-    source = source_of(weights)
+    its backbone's ImageNet source (an xception65 file timm's 0.5 / 0.5, a vgg16 or resnet file
+    ours), unless bench pretrain wrote it: trained on our inputs, like the shipped sets."""
+    source = source_of(weights)  # a shipped set's name: its ShippedTrunk, whose input_norm is ours (None)
     if isinstance(source, LocalFile):
+        if _pretrained_here(source.path, weights.get("sha256")):  # trained on our inputs
+            return None
         source = IMAGENET[weights["backbone"]]
     return source.input_norm
+
+
+def _pretrained_here(path: Path, sha256: str | None) -> bool:
+    """Whether ``bench pretrain`` wrote the file: its record lies beside it and names its sha256."""
+    import json
+
+    try:
+        record = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):  # no record beside it
+        return False
+    return sha256 is not None and isinstance(record, dict) and record.get("sha256") == sha256
 
 
 def state_dict_of(weights: dict[str, Any]) -> dict[str, torch.Tensor]:

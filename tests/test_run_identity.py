@@ -21,8 +21,12 @@ SMOKE = dict(scale="tiny", data="synthetic", seeds=1, smoke=True, wandb_mode="di
 
 
 def edited(monkeypatch, name: str, variants: tuple[Variant, ...]):
-    """The experiment ``name`` as if its file declared ``variants``."""
-    experiment = dataclasses.replace(get_experiment(name), variants=variants)
+    """The experiment ``name`` as if its file declared ``variants`` (and only the findings about them:
+    a finding naming an undeclared variant is refused)."""
+    names = {v.name for v in variants}
+    original = get_experiment(name)
+    findings = tuple(f for f in original.findings if set(f.variants) <= names)
+    experiment = dataclasses.replace(original, variants=variants, findings=findings)
     monkeypatch.setitem(registry._REGISTRY, name, experiment)
     return experiment
 
