@@ -44,8 +44,8 @@ from bench.data.transforms import normalize
 from bench.errors import BenchError
 from bench.models.layers import scaled
 from bench.provenance import environment, utc_now
+from bench.trunks import BACKBONES, file_sha256
 
-BACKBONES = ("vgg16", "resnet50", "resnet101", "xception65")
 VGG_FC = 4096  # ImageNet VGG-16's fc6 / fc7 channels, scaled by the width
 
 
@@ -218,8 +218,6 @@ def _pretrain(backbone: str, out_dir: Path, p: PretrainProtocol, progress: bool)
     seconds = time.perf_counter() - started
     path = out_dir / f"{backbone}.pt"
     atomic_write(path, lambda tmp: tmp.write_bytes(state_dict_bytes(model.library_state_dict())))
-    from bench.trunks import file_sha256  # here: bench.trunks would import this module's callers
-
     record = {
         "backbone": backbone, "file": path.name, "sha256": file_sha256(path),
         "params_m": round(sum(q.numel() for q in model.trunk.parameters()) / 1e6, 3),

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -275,16 +276,7 @@ class ShippedTrunk:
         return f"bench pretrain {self.backbone} --scale tiny --out {TRUNKS_DIR / self.set_name}"
 
     def record(self) -> dict[str, Any]:
-        import json
-
-        path = self.path.with_suffix(".json")
-        try:
-            record = json.loads(path.read_text())
-            record["sha256"]
-        except (OSError, ValueError, KeyError, TypeError) as err:  # missing, corrupt, not a record
-            raise BenchError(f"{path}: not a readable trunk record ({one_line(err)}); restore it (git checkout) "
-                             f"or rebuild the trunk ({self.url})") from None
-        return record
+        return trunk_record(self.path, rebuild=self.url)
 
     def cache_path(self) -> Path:
         return self.path
@@ -306,6 +298,19 @@ class ShippedTrunk:
 
     def read(self, path: Path) -> dict[str, torch.Tensor]:
         return read_state_dict_file(path)
+
+
+def trunk_record(path: Path, rebuild: str = "bench pretrain") -> dict[str, Any]:
+    """The record ``bench pretrain`` wrote beside the trunk file ``path`` (BACKBONE.json); BenchError
+    when it is missing, corrupt or names no sha256."""
+    record_path = path.with_suffix(".json")
+    try:
+        record = json.loads(record_path.read_text())
+        record["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:  # missing, corrupt, not a record
+        raise BenchError(f"{record_path}: not a readable trunk record ({one_line(err)}); restore it (git checkout) "
+                         f"or rebuild the trunk ({rebuild})") from None
+    return record
 
 
 def shipped(set_name: str) -> dict[str, ShippedTrunk]:
@@ -448,13 +453,10 @@ def input_norm_of(weights: dict[str, Any]) -> tuple[tuple[float, ...], tuple[flo
 
 def _pretrained_here(path: Path, sha256: str | None) -> bool:
     """Whether ``bench pretrain`` wrote the file: its record lies beside it and names its sha256."""
-    import json
-
     try:
-        record = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError):  # no record beside it
+        return sha256 is not None and trunk_record(path)["sha256"] == sha256
+    except BenchError:  # no record beside it: a file from elsewhere
         return False
-    return sha256 is not None and isinstance(record, dict) and record.get("sha256") == sha256
 
 
 def state_dict_of(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
