@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=int, default=None, help="override the scale's training steps")
     run.add_argument("--lr", type=float, default=None, metavar="LR",
                      help="override the scale's base learning rate (recorded in the config)")
+    run.add_argument("--crop-size", type=int, default=None, metavar="PX",
+                     help="override the scale's training crop; on synthetic data the image size, so "
+                          "validation too (recorded in the config; fps stays at the scale's size)")
     run.add_argument("--data-seed", type=int, default=None, metavar="S",
                      help="draw the synthetic data set with seed S (default 0, the committed results'); "
                           "pilot on another seed than the results you report")
@@ -272,7 +275,7 @@ def _sweep_options(args) -> dict:
                 max_steps=given("max_steps"), backbone_weights=args.backbone_weights,
                 inference=_inference(args) if hasattr(args, "eval_scales") else None, seed=given("seed"),
                 num_val=given("num_val"), smoke=given("smoke", False), lr=given("lr"), amp=given("amp", False),
-                val_every=given("val_every"), data_seed=given("data_seed"))
+                val_every=given("val_every"), data_seed=given("data_seed"), crop_size=given("crop_size"))
 
 
 def rates_dir(given: Path | None) -> Path:

@@ -126,6 +126,13 @@ class RunConfig:
             return self
         return replace(self, protocol=replace(self.protocol, lr=lr))
 
+    def with_crop_size(self, crop_size: int | None) -> "RunConfig":
+        """The training crop overridden (``bench run --crop-size``; on synthetic data the image size,
+        so validation too); recorded in the config. fps stays at the scale's fps_size."""
+        if crop_size is None:
+            return self
+        return replace(self, protocol=replace(self.protocol, crop_size=crop_size))
+
     def run_key(self) -> dict[str, Any]:
         """What identifies the run (a record to skip, a mid-training checkpoint to resume): the
         whole config but val_every, which only adds measurements, and the weights' local path

@@ -40,6 +40,9 @@ class SweepResult:
     left: list[str] = field(default_factory=list)  # runs another live `bench run` is doing (claims)
 
 
+MIN_CROP = 32  # the deepest output stride: a smaller crop leaves the trunk's last map empty
+
+
 def default_wandb_mode() -> str:
     """Online only when the user has an API key; otherwise offline files to sync later."""
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
@@ -51,13 +54,14 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
               inference: dict[str, Any] | None = None, seed: int | None = None,
               num_val: int | None = None, smoke: bool = False, lr: float | None = None,
               amp: bool = False, val_every: int | None = None, fetch_weights: bool = True,
-              data_seed: int | None = None) -> list[RunConfig]:
+              data_seed: int | None = None, crop_size: int | None = None) -> list[RunConfig]:
     """All (variant, seed) RunConfigs, with every variant's knobs validated before anything runs.
 
     ``seeds`` N runs seeds 0..N-1 (default: the scale's); ``seed`` K runs seed K alone (one W&B
     sweep trial). ``num_val`` evaluates on the first N validation images; ``smoke`` runs every
     stage on as little as possible (RunConfig.as_smoke; ``max_steps`` and ``num_val`` still win).
     ``data_seed`` draws another synthetic data set (pilots: the committed results use seed 0).
+    ``crop_size`` overrides the scale's training crop (synthetic data: the image size).
     ``backbone_weights`` is the ``--backbone-weights`` spec (bench.trunks.parse_spec; None: each
     scale's own trunk weights). Every run's trunk file is fetched (downloaded through torchvision /
     timm where missing) and each distinct file loaded once into a network that uses it, so a
@@ -81,6 +85,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
     if data_seed is not None and (data_seed < 0 or not data.startswith("synthetic")):
         raise BenchError(f"--data-seed {data_seed}: valid: an integer >= 0, with --data synthetic only "
                          "(real data sets are their lists)")
+    if crop_size is not None and crop_size < MIN_CROP:
+        raise BenchError(f"--crop-size must be at least {MIN_CROP} (one pixel at output stride 32), got {crop_size}")
     weights_spec = trunks.parse_spec(backbone_weights)  # malformed, unknown backbone, no such file: here
     configs = []
     for variant in selected:
@@ -95,7 +101,8 @@ def plan_runs(experiment: Experiment, *, scale: str, data: str, seeds: int | Non
                             crf=experiment.crf, crf_params=tuned_crf_params(results, experiment.name, variant.name),
                             inference=strategy, data_seed=0 if data_seed is None else data_seed)
             cfg = cfg.as_smoke() if smoke else cfg
-            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_precision(amp)
+            configs.append(cfg.with_max_steps(max_steps).with_num_val(num_val).with_lr(lr).with_crop_size(crop_size)
+                           .with_precision(amp)
                            .with_val_every(val_every))
     for cfg in configs[:1]:  # a bad --data spec fails here, before anything runs or is downloaded
         datamodule_of(cfg)
@@ -140,7 +147,8 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
                    seed: int | None = None, num_val: int | None = None, smoke: bool = False,
                    devices: int = 1, num_nodes: int = 1, launcher: str = "local",
                    slurm=None, wait: bool = True, lr: float | None = None, amp: bool = False,
-                   val_every: int | None = None, data_seed: int | None = None) -> SweepResult:
+                   val_every: int | None = None, data_seed: int | None = None,
+                   crop_size: int | None = None) -> SweepResult:
     """Every (variant, seed) not yet recorded: here, one after the other (``launcher="local"``,
     each run on ``devices`` x ``num_nodes`` with DDP), or as SLURM jobs (``"slurm"``, see
     bench.launchers; ``slurm`` a launchers.SlurmOptions); then the tables, once."""
@@ -154,7 +162,7 @@ def run_experiment(experiment: Experiment, *, results_dir: str | Path | ResultsD
     configs = plan_runs(experiment, scale=scale, data=data, seeds=seeds, variants=variants,
                         max_steps=max_steps, results_dir=results, backbone_weights=backbone_weights,
                         inference=inference, seed=seed, num_val=num_val, smoke=smoke, lr=lr, amp=amp,
-                        val_every=val_every, data_seed=data_seed)
+                        val_every=val_every, data_seed=data_seed, crop_size=crop_size)
     for cfg in configs:
         distributed.per_device_batch(cfg.protocol.batch_size, world)
     if world > 1:

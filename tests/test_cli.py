@@ -91,6 +91,7 @@ def test_list_shows_ablation_aspp():
     (["run", "ablation-aspp", "--backbone-weights", "w.pth"], "'w.pth' is not BACKBONE=PATH"),
     (["run", "ablation-aspp", "--max-steps", "0"], "--max-steps must be at least 1"),
     (["run", "ablation-aspp", "--val-every", "0"], "--val-every must be at least 1"),
+    (["run", "ablation-aspp", "--crop-size", "16"], "--crop-size must be at least 32 (one pixel at output stride 32), got 16"),
     # caught by argparse: one line too, the usage stays under --help
     (["run", "ablation-aspp", "--scale", "huge"], "invalid choice: 'huge' (choose from 'tiny', 'paper')"),
     (["run", "ablation-aspp", "--seeds", "abc"], "invalid int value: 'abc'"),

@@ -81,3 +81,15 @@ def test_the_dry_run_refuses_what_the_run_would_refuse(tmp_path, capsys):
     assert "does not split over 3 devices" in capsys.readouterr().err
     assert main([*base, "--variants", "v1-largefov", "--eval-output-stride", "8"]) == 2
     assert "output_stride" in capsys.readouterr().err
+
+
+def test_crop_size_overrides_the_crop_and_the_synthetic_image_size_and_is_a_new_run(tmp_path):
+    from bench.run import datamodule_of
+
+    plan = lambda **kw: plan_runs(get_experiment("ablation-aspp"), scale="tiny", data="synthetic", seeds=1,
+                                  variants=["aspp-l"], max_steps=None, results_dir=tmp_path, **kw)
+    [default], [cropped] = plan(), plan(crop_size=64)
+    assert (default.protocol.crop_size, cropped.protocol.crop_size) == (128, 64)
+    assert cropped.protocol.fps_size == default.protocol.fps_size  # fps stays at the scale's size
+    assert datamodule_of(cropped).eval_size() == (64, 64)
+    assert cropped.run_key() != default.run_key()  # a record at 128 px is not this run's

@@ -117,6 +117,7 @@ CASES: list[tuple[str, Callable[[Path], None] | None, list[str]]] = [
      ["run", "ablation-aspp", "--backbone-weights", "TMP/vgg16.pth"]),
     ("`--data-seed` with real data", None, ["run", "ablation-aspp", "--data", "voc:TMP", "--data-seed", "1"]),
     ("`--data-seed -1`", None, ["run", "ablation-aspp", "--data-seed", "-1"]),
+    ("`--crop-size 16`", None, ["run", "ablation-aspp", "--crop-size", "16"]),
     ("`bench pretrain` unknown backbone", None, ["pretrain", "vgg19", "--scale", "tiny"]),
     ("`bench pretrain --steps 0`", None, ["pretrain", "vgg16", "--scale", "tiny", "--steps", "0"]),
     ("`bench scorecard` results dir missing", None, ["scorecard", "--results-dir", "TMP/no-results"]),
