@@ -261,3 +261,33 @@ def test_receptive_field_of_aspp_is_its_largest_branch_and_undefined_without_fc6
                            convention="theoretical") > 1000
     with pytest.raises(ValueError, match="v1/v2"):
         receptive_field(build_model("v3", width=0.125))
+
+
+@pytest.mark.parametrize("version,knobs", [
+    ("v1", dict(kernel_size=4, rate=8, fc_channels=4096)),  # an even kernel: one extra pixel of padding
+    ("v1", dict(kernel_size=7, rate=4, fc_channels=4096)),
+    ("v2", dict(head="aspp-l")),
+])
+@pytest.mark.parametrize("image_size", [128, 256])
+def test_tap_coverage_counts_the_taps_the_built_convs_see_inside_the_map(version, knobs, image_size):
+    """Each fc6 conv of the built network, with ones for weights on a map of ones, sums the taps
+    inside the map at each position: their mean over k x k is the coverage."""
+    from bench.models.receptive_field import _fc6_convs, tap_coverage
+
+    model = build_model(version, width=0.125, **knobs)
+    side = model.backbone(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+    for conv, (kernel, rate, coverage) in zip(_fc6_convs(model), tap_coverage(model, image_size), strict=True):
+        ones = torch.nn.Conv2d(1, 1, kernel, dilation=rate, padding=conv.padding, bias=False)
+        ones.__class__, ones.extra_pad = type(conv), getattr(conv, "extra_pad", 0)  # the same forward
+        torch.nn.init.ones_(ones.weight)
+        with torch.no_grad():
+            counted = ones(torch.ones(1, 1, side, side)).mean().item() / kernel ** 2
+        assert coverage == pytest.approx(counted)
+
+
+def test_a_rate_at_least_the_maps_side_leaves_the_centre_tap_alone():
+    from bench.models.receptive_field import tap_coverage
+
+    # 128 px at output stride 8: a 16x16 map, where ASPP-L's rates 18 and 24 are 1x1 convs
+    assert [round(c, 3) for _, _, c in tap_coverage(build_model("v2", width=0.125, head="aspp-l"), 128)] == \
+        [round((36 / 48) ** 2, 3), 0.25, round(1 / 9, 3), round(1 / 9, 3)]

@@ -29,6 +29,7 @@ the v2 ResNets. v3/v3+ have no fc6 and raise ValueError.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict
 
@@ -64,6 +65,23 @@ def receptive_field(model_or_config, *, convention: str = "paper") -> int:
                    for conv in fc6)
     field, jump = _walk(_backbone_layers(backbone))
     return max(_walk([conv], field, jump)[0] for conv in fc6)
+
+
+def tap_coverage(model_or_config, image_size: int) -> list[tuple[int, int, float]]:
+    """Per fc6 branch (ASPP: one per rate), (kernel, rate, coverage): the fraction of its k x k taps that fall inside the
+    feature map rather than in its zero padding, averaged over the map's positions, for a square
+    ``image_size`` input. A rate at least the map's side leaves the centre tap alone (1/9 for a
+    3x3): the branch is then a 1x1 conv, whatever rate it is named for. v3 Sec. 3.3 (Fig. 4) makes
+    this point for a 65x65 map; the tiny scale's 128 px images give VGG a 16x16 one (issue 17)."""
+    model = _as_model(model_or_config)
+    side = math.ceil(image_size / model.output_stride)  # every stride-2 layer rounds up ('same' padding)
+
+    def along_one_axis(conv: nn.Conv2d) -> float:
+        kernel, rate, pad = _pair(conv.kernel_size), _pair(conv.dilation), _pair(conv.padding)
+        inside = sum(0 <= x - pad + j * rate < side for x in range(side) for j in range(kernel))
+        return inside / (kernel * side)
+
+    return [(_pair(conv.kernel_size), _pair(conv.dilation), along_one_axis(conv) ** 2) for conv in _fc6_convs(model)]
 
 
 def _as_model(model_or_config) -> nn.Module:
