@@ -61,9 +61,13 @@ pretrain: install
 # the synthetic data's seed 1 (the committed results use seed 0), then its scorecard (also after a
 # failed run: the scorecard counts it; the exit status is the last failure's)
 PILOT_DIR ?= results/pilot-tiny-v1
+# the experiments that evaluate the CRF: as for the committed results, its parameters are searched
+# per variant (`bench crf-search`) before their after-CRF numbers count
+CRF_EXPERIMENTS := ablation-fov ablation-kernel ablation-msc ablation-aspp ablation-crf
 pilot-tiny-v1: install
 	status=0; for e in $(EXPERIMENTS); do $(BIN)/bench run $$e --data-seed 1 --backbone-weights tiny-v1 \
 	    --max-steps 1000 --seeds 2 --results-dir $(PILOT_DIR) --wandb disabled || status=$$?; done; \
+	for e in $(CRF_EXPERIMENTS); do $(BIN)/bench crf-search $$e --results-dir $(PILOT_DIR) || status=$$?; done; \
 	$(BIN)/bench scorecard --results-dir $(PILOT_DIR) --out $(PILOT_DIR)/scorecard.md && exit $$status
 
 list: install

@@ -82,6 +82,15 @@ def test_the_makefile_has_a_target_for_every_registered_experiment():
     assert sorted(_makefile_experiments()) == sorted(experiments())
 
 
+def test_the_makefiles_pilot_searches_the_crf_of_every_experiment_that_evaluates_it():
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
+    listed = re.search(r"^CRF_EXPERIMENTS := (.*)$", text, re.M).group(1).split()
+    assert sorted(listed) == sorted(name for name, e in experiments().items() if e.crf)
+
+
 def test_all_eleven_experiments_of_the_four_papers_are_registered():
     assert sorted(experiments()) == sorted([
         "ablation-fov", "ablation-kernel", "ablation-dilation", "ablation-msc", "ablation-aspp",
