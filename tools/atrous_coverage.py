@@ -1,9 +1,10 @@
 """How much of each atrous branch sees the image rather than the zero padding, per image size:
-the tap coverage (bench.models.receptive_field.tap_coverage) of every fc6 / ASPP branch of
-ablation-fov's and ablation-aspp's variants at the tiny scale's 128 px, the 256 px of issue 17's
-isolating experiment, and the papers' 321 px training crop and 513 px evaluation size.
+the tap coverage (bench.models.receptive_field.tap_coverage) of every fc6 / ASPP branch of the
+variants of ablation-fov, ablation-aspp and ablation-dilation at the tiny scale's 128 px, the
+256 px of issue 17's isolating experiment, and the papers' 321 px training crop and 513 px
+evaluation size.
 
-    python tools/atrous_coverage.py > results/pilot-tiny-v1-crop256/coverage.md
+    python tools/atrous_coverage.py > results/pilot-tiny-v1/coverage.md
 
 Nothing trains: the networks are built on the meta device.
 """
@@ -18,7 +19,7 @@ from bench.registry import get_experiment
 from bench.runner import resolve_variant
 
 SIZES = (128, 256, 321, 513)
-EXPERIMENTS = ("ablation-fov", "ablation-aspp")
+EXPERIMENTS = ("ablation-fov", "ablation-aspp", "ablation-dilation")
 
 
 def rows() -> list[str]:
