@@ -10,7 +10,7 @@ EXPERIMENTS := ablation-fov ablation-kernel ablation-dilation ablation-msc ablat
                ablation-decoder versions
 
 .PHONY: install test test-extra tables bench bench-peers bench-train paper-smoke ablations $(EXPERIMENTS) list clean \
-        pretrain pilot-tiny-v1
+        pretrain pilot-tiny-v1 rerun-tiny-v1
 
 install: $(STAMP)
 
@@ -57,18 +57,31 @@ paper-smoke: install
 pretrain: install
 	for b in vgg16 resnet50 resnet101 xception65; do $(BIN)/bench pretrain $$b --scale tiny || exit $$?; done
 
-# Issue 17's pilot: every experiment from the shipped trunks (tiny-v1) for 1000 steps, 2 seeds, on
-# the synthetic data's seed 1 (the committed results use seed 0), then its scorecard (also after a
-# failed run: the scorecard counts it; the exit status is the last failure's)
-PILOT_DIR ?= results/pilot-tiny-v1
-# the experiments that evaluate the CRF: as for the committed results, its parameters are searched
-# per variant (`bench crf-search`) before their after-CRF numbers count
+# Issue 17's tiny protocol: every experiment from the shipped trunks (tiny-v1) for 1000 steps;
+# then, as for the committed results, the CRF's parameters searched per variant (`bench
+# crf-search`; skipped for an experiment the results dir has searched: later runs of a searched
+# variant start from its parameters, but a variant with no finished run at search time is not
+# searched: delete RESULTS_DIR/crf/EXPERIMENT to search again);
+# then the scorecard (also after a failed run: the scorecard counts it; the exit status is the
+# last failure's). $(1): the results dir; $(2): more `bench run` options.
 CRF_EXPERIMENTS := ablation-fov ablation-kernel ablation-msc ablation-aspp ablation-crf
+define tiny_v1_sweep
+	status=0; for e in $(EXPERIMENTS); do $(BIN)/bench run $$e --backbone-weights tiny-v1 --max-steps 1000 $(2) \
+	    --results-dir $(1) || status=$$?; done; \
+	for e in $(CRF_EXPERIMENTS); do test -d $(1)/crf/$$e || $(BIN)/bench crf-search $$e --results-dir $(1) \
+	    || status=$$?; done; \
+	$(BIN)/bench scorecard --results-dir $(1) --out $(1)/scorecard.md && exit $$status
+endef
+
+# The pilot: on the synthetic data's seed 1 (the committed results use seed 0), 2 seeds
+PILOT_DIR ?= results/pilot-tiny-v1
 pilot-tiny-v1: install
-	status=0; for e in $(EXPERIMENTS); do $(BIN)/bench run $$e --data-seed 1 --backbone-weights tiny-v1 \
-	    --max-steps 1000 --seeds 2 --results-dir $(PILOT_DIR) --wandb disabled || status=$$?; done; \
-	for e in $(CRF_EXPERIMENTS); do $(BIN)/bench crf-search $$e --results-dir $(PILOT_DIR) || status=$$?; done; \
-	$(BIN)/bench scorecard --results-dir $(PILOT_DIR) --out $(PILOT_DIR)/scorecard.md && exit $$status
+	$(call tiny_v1_sweep,$(PILOT_DIR),--data-seed 1 --seeds 2 --wandb disabled)
+
+# The rerun the pilot called for: data seed 0, the scale's 3 seeds (resumable: finished runs are skipped)
+RERUN_DIR ?= results/tiny-v1
+rerun-tiny-v1: install
+	$(call tiny_v1_sweep,$(RERUN_DIR),)
 
 list: install
 	$(BIN)/bench list

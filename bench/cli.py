@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override the scale's base learning rate (recorded in the config)")
     run.add_argument("--crop-size", type=int, default=None, metavar="PX",
                      help="override the scale's training crop; on synthetic data the image size, so "
-                          "validation too (recorded in the config; fps stays at the scale's size)")
+                          "validation too (recorded in the config; fps stays at the scale's size). Give it "
+                          "its own --results-dir: a results dir's CRF search was made at its crop")
     run.add_argument("--data-seed", type=int, default=None, metavar="S",
                      help="draw the synthetic data set with seed S (default 0, the committed results'); "
                           "pilot on another seed than the results you report")
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--num-nodes", type=int, default=1, metavar="M")
     plan.add_argument("--max-steps", type=int, default=None, help="as for bench run")
     plan.add_argument("--backbone-weights", default=None, metavar="SPEC", help="as for bench run")
+    plan.add_argument("--crop-size", type=int, default=None, metavar="PX", help="as for bench run")
     plan.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
                       help="the sweep's results dir: runs recorded there are skipped, as bench run skips them")
     plan.add_argument("--rates-dir", type=Path, default=None,

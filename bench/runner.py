@@ -40,7 +40,7 @@ class SweepResult:
     left: list[str] = field(default_factory=list)  # runs another live `bench run` is doing (claims)
 
 
-MIN_CROP = 32  # the deepest output stride: a smaller crop leaves the trunk's last map empty
+MIN_CROP = 32  # the deepest output stride: a smaller crop leaves the trunk's last map a single pixel or less
 
 
 def default_wandb_mode() -> str:

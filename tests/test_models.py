@@ -264,7 +264,8 @@ def test_receptive_field_of_aspp_is_its_largest_branch_and_undefined_without_fc6
 
 
 @pytest.mark.parametrize("version,knobs", [
-    ("v1", dict(kernel_size=4, rate=8, fc_channels=4096)),  # an even kernel: one extra pixel of padding
+    ("v1", dict(kernel_size=4, rate=3, fc_channels=4096)),  # 3 x (4 - 1) odd: one extra pixel of padding
+    ("v1", dict(kernel_size=4, rate=8, fc_channels=4096)),
     ("v1", dict(kernel_size=7, rate=4, fc_channels=4096)),
     ("v2", dict(head="aspp-l")),
 ])
