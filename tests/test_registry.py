@@ -69,11 +69,16 @@ def test_every_registered_variant_trains_forward_and_backward_on_an_odd_size(nam
     assert not missing, missing
 
 
-def _makefile_experiments() -> list[str]:
-    import re
+def _makefile() -> str:
     from pathlib import Path
 
-    text = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
+    return Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
+
+
+def _makefile_experiments() -> list[str]:
+    import re
+
+    text = _makefile()
     block = re.search(r"^EXPERIMENTS := (.*?)(?<!\\)\n", text, re.S | re.M).group(1)
     return block.replace("\\", " ").split()
 
@@ -84,10 +89,8 @@ def test_the_makefile_has_a_target_for_every_registered_experiment():
 
 def test_the_makefiles_pilot_searches_the_crf_of_every_experiment_that_evaluates_it():
     import re
-    from pathlib import Path
 
-    text = Path(__file__).resolve().parents[1].joinpath("Makefile").read_text()
-    listed = re.search(r"^CRF_EXPERIMENTS := (.*)$", text, re.M).group(1).split()
+    listed = re.search(r"^CRF_EXPERIMENTS := (.*)$", _makefile(), re.M).group(1).split()
     assert sorted(listed) == sorted(name for name, e in experiments().items() if e.crf)
 
 

@@ -68,11 +68,12 @@ def receptive_field(model_or_config, *, convention: str = "paper") -> int:
 
 
 def tap_coverage(model_or_config, image_size: int) -> list[tuple[int, int, float]]:
-    """Per fc6 branch (ASPP: one per rate), (kernel, rate, coverage): the fraction of its k x k taps that fall inside the
-    feature map rather than in its zero padding, averaged over the map's positions, for a square
-    ``image_size`` input. For an odd kernel, a rate at least the map's side leaves the centre tap
-    alone (1/9 for a 3x3): the branch is then a 1x1 conv, whatever rate it is named for. v3 Sec. 3.3 (Fig. 4) makes
-    this point for a 65x65 map; the tiny scale's 128 px images give VGG a 16x16 one (issue 17)."""
+    """Per fc6 branch (ASPP: one per rate), (kernel, rate, coverage): the fraction of its k x k
+    taps that fall inside the feature map rather than in its zero padding, averaged over the map's
+    positions, for a square ``image_size`` input. For an odd kernel, a rate at least the map's side
+    leaves the centre tap alone (1/9 for a 3x3): the branch is then a 1x1 conv, whatever rate it is
+    named for. v3 Sec. 3.3 (Fig. 4) makes this point for a 65x65 map; the tiny scale's 128 px
+    images give VGG a 16x16 one (issue 17)."""
     model = _as_model(model_or_config)
     side = math.ceil(image_size / model.output_stride)  # every stride-2 layer rounds up ('same' padding)
 
